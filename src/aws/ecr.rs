@@ -1,0 +1,206 @@
+//! ECR's `GetAuthorizationToken` (AWS JSON 1.1 protocol, SigV4 service `ecr`): one call gives a
+//! token that works for every registry the principal can read in that region for 12 hours.
+
+use std::time::SystemTime;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::Value;
+use time::OffsetDateTime;
+use ureq::Agent;
+
+use super::credentials::Credentials;
+use super::error::{AwsError, AwsErrorKind};
+use super::sign::{Unsigned, signature_headers};
+use crate::secret::Sensitive;
+
+const OPERATION: &str = "ECR GetAuthorizationToken";
+const TARGET: &str = "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken";
+const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+
+/// What a registry login needs, from one `authorizationData` entry.
+#[derive(Debug, Clone)]
+pub struct AuthorizationData {
+    /// The user name (always `AWS` in practice).
+    pub username: String,
+    /// The password (the part after the first colon of the decoded token).
+    pub password: Sensitive,
+    /// The registry URL, e.g. `https://123456789012.dkr.ecr.eu-west-1.amazonaws.com`.
+    pub proxy_endpoint: String,
+    /// When the token expires.
+    pub expires_at: OffsetDateTime,
+}
+
+/// A client for one region's ECR endpoint.
+pub struct EcrClient {
+    agent: Agent,
+    endpoint: String,
+    region: String,
+}
+
+impl EcrClient {
+    /// A client for `endpoint` (without trailing slash) signing for `region`.
+    pub fn new(agent: Agent, endpoint: &str, region: &str) -> Self {
+        EcrClient {
+            agent,
+            endpoint: endpoint.trim_end_matches('/').to_string(),
+            region: region.to_string(),
+        }
+    }
+
+    /// Calls GetAuthorizationToken once.
+    pub fn get_authorization_token(
+        &self,
+        credentials: &Credentials,
+    ) -> Result<AuthorizationData, AwsError> {
+        let url = format!("{}/", self.endpoint);
+        let body = b"{}";
+        let headers = [("content-type", CONTENT_TYPE), ("x-amz-target", TARGET)];
+        let signed = signature_headers(
+            &Unsigned {
+                method: "POST",
+                url: &url,
+                headers: &headers,
+                body,
+            },
+            credentials,
+            &self.region,
+            "ecr",
+            SystemTime::now(),
+        )
+        .map_err(|e| AwsError::new(OPERATION, AwsErrorKind::Credentials(e)))?;
+
+        let mut request = self.agent.post(&url);
+        for (name, value) in headers.iter() {
+            request = request.header(*name, *value);
+        }
+        for (name, value) in &signed {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        log::trace!(
+            "POST {url} ({TARGET}) with key id {}",
+            credentials.access_key_id
+        );
+        let response = crate::shutdown::abortable(|| request.send(&body[..]))
+            .map_err(|e| AwsError::new(OPERATION, AwsErrorKind::Transport(e.to_string())))?;
+        let status = response.status().as_u16();
+        let error_type = response
+            .headers()
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let text = response
+            .into_body()
+            .with_config()
+            .limit(1024 * 1024)
+            .read_to_string()
+            .map_err(|e| AwsError::new(OPERATION, AwsErrorKind::Transport(e.to_string())))?;
+        if !(200..300).contains(&status) {
+            return Err(AwsError::from_response(
+                OPERATION,
+                status,
+                error_type.as_deref(),
+                &text,
+            ));
+        }
+        parse_response(&text).map_err(|e| AwsError::new(OPERATION, AwsErrorKind::Decode(e)))
+    }
+}
+
+/// Reads the first `authorizationData` entry of a GetAuthorizationToken answer.
+pub fn parse_response(text: &str) -> Result<AuthorizationData, String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("body is not JSON: {e}"))?;
+    let data = v
+        .get("authorizationData")
+        .and_then(Value::as_array)
+        .and_then(|a| a.first())
+        .ok_or("no authorizationData in the answer")?;
+    let token = data
+        .get("authorizationToken")
+        .and_then(Value::as_str)
+        .ok_or("authorizationData has no authorizationToken")?;
+    let decoded = STANDARD
+        .decode(token.trim())
+        .map_err(|_| "authorizationToken is not base64".to_string())?;
+    let decoded =
+        String::from_utf8(decoded).map_err(|_| "authorizationToken is not UTF-8".to_string())?;
+    // Split at the FIRST colon only: the password may contain colons.
+    let (username, password) = decoded
+        .split_once(':')
+        .ok_or("authorizationToken is not user:password")?;
+    if username.is_empty() || password.is_empty() {
+        return Err("authorizationToken has an empty user or password".to_string());
+    }
+    let password = Sensitive::new(password);
+    let proxy_endpoint = data
+        .get("proxyEndpoint")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or("authorizationData has no proxyEndpoint")?
+        .to_string();
+    let expires_at = data
+        .get("expiresAt")
+        .and_then(Value::as_f64)
+        .ok_or("authorizationData has no numeric expiresAt")?;
+    let expires_at = OffsetDateTime::from_unix_timestamp_nanos((expires_at * 1e9) as i128)
+        .map_err(|_| format!("expiresAt {expires_at} is out of range"))?;
+    Ok(AuthorizationData {
+        username: username.to_string(),
+        password,
+        proxy_endpoint,
+        expires_at,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(token_plain: &str) -> String {
+        format!(
+            r#"{{"authorizationData":[{{"authorizationToken":"{}","expiresAt":1.7e9,"proxyEndpoint":"https://1.dkr.ecr.eu-west-1.amazonaws.com"}}]}}"#,
+            STANDARD.encode(token_plain)
+        )
+    }
+
+    #[test]
+    fn splits_at_the_first_colon_only() {
+        let d = parse_response(&answer("AWS:pass:with:colons")).expect("parsed");
+        assert_eq!(d.username, "AWS");
+        assert_eq!(d.password.expose(), "pass:with:colons");
+        assert_eq!(
+            d.proxy_endpoint,
+            "https://1.dkr.ecr.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(d.expires_at.unix_timestamp(), 1_700_000_000);
+    }
+
+    #[test]
+    fn long_passwords_are_kept_whole() {
+        let long = "x".repeat(5000);
+        let d = parse_response(&answer(&format!("AWS:{long}"))).expect("parsed");
+        assert_eq!(d.password.expose().len(), 5000);
+    }
+
+    #[test]
+    fn malformed_answers_are_refused() {
+        assert!(
+            parse_response("{}")
+                .expect_err("no data")
+                .contains("authorizationData")
+        );
+        assert!(
+            parse_response(&answer("no-colon"))
+                .expect_err("no colon")
+                .contains("user:password")
+        );
+        assert!(
+            parse_response(&answer("AWS:"))
+                .expect_err("empty")
+                .contains("empty")
+        );
+        assert!(parse_response(r#"{"authorizationData":[{"authorizationToken":"%%%","expiresAt":1,"proxyEndpoint":"x"}]}"#)
+            .expect_err("bad b64")
+            .contains("base64"));
+    }
+}

@@ -1,0 +1,239 @@
+//! The error of an AWS call, with the operation, the HTTP status and the AWS error code, read
+//! from whichever body the service sent: JSON (`{"__type": "...#Code", "message": ..}`, as ECR
+//! answers) or XML (`<Error><Code>..</Code><Message>..</Message>`, as STS and moto answer).
+//! Never holds a credential: messages come from the service, and the logger masks them anyway.
+
+use std::fmt;
+
+use serde_json::Value;
+
+/// What went wrong in an AWS call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AwsErrorKind {
+    /// No HTTP answer: connect refused, timeout, reset, TLS failure.
+    Transport(String),
+    /// The service answered with an error status.
+    Service {
+        /// HTTP status.
+        status: u16,
+        /// AWS error code, e.g. `ThrottlingException`, `SignatureDoesNotMatch`.
+        code: String,
+        /// The service's message (may be empty).
+        message: String,
+    },
+    /// A success status with a body that does not hold what it should.
+    Decode(String),
+    /// No credentials could be found or made.
+    Credentials(String),
+}
+
+/// An AWS error with the operation it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsError {
+    /// E.g. `ECR GetAuthorizationToken`, `STS AssumeRole`.
+    pub operation: String,
+    /// What happened.
+    pub kind: AwsErrorKind,
+}
+
+impl AwsError {
+    /// A new error for `operation`.
+    pub fn new(operation: impl Into<String>, kind: AwsErrorKind) -> Self {
+        AwsError {
+            operation: operation.into(),
+            kind,
+        }
+    }
+
+    /// The AWS error code, when the service sent one.
+    pub fn code(&self) -> Option<&str> {
+        match &self.kind {
+            AwsErrorKind::Service { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// Whether trying again later may help (throttling, 5xx, transport).
+    pub fn is_transient(&self) -> bool {
+        match &self.kind {
+            AwsErrorKind::Transport(_) => true,
+            AwsErrorKind::Service { status, code, .. } => {
+                *status >= 500
+                    || *status == 429
+                    || matches!(
+                        code.as_str(),
+                        "ThrottlingException"
+                            | "Throttling"
+                            | "RequestLimitExceeded"
+                            | "TooManyRequestsException"
+                    )
+            }
+            _ => false,
+        }
+    }
+
+    /// Builds the error from an error answer's status, `x-amzn-ErrorType` header and body.
+    pub fn from_response(
+        operation: &str,
+        status: u16,
+        error_type_header: Option<&str>,
+        body: &str,
+    ) -> Self {
+        let (mut code, message) = parse_error_body(body);
+        if code.is_empty() {
+            code = error_type_header.map(clean_code).unwrap_or_default();
+        }
+        if code.is_empty() {
+            code = format!("HTTP{status}");
+        }
+        AwsError::new(
+            operation,
+            AwsErrorKind::Service {
+                status,
+                code,
+                message,
+            },
+        )
+    }
+}
+
+impl fmt::Display for AwsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            AwsErrorKind::Transport(e) => write!(f, "{} failed: no answer: {e}", self.operation),
+            AwsErrorKind::Service {
+                status,
+                code,
+                message,
+            } if message.is_empty() => {
+                write!(f, "{} failed: HTTP {status} {code}", self.operation)
+            }
+            AwsErrorKind::Service {
+                status,
+                code,
+                message,
+            } => {
+                write!(
+                    f,
+                    "{} failed: HTTP {status} {code}: {message}",
+                    self.operation
+                )
+            }
+            AwsErrorKind::Decode(e) => {
+                write!(f, "{} answered something unexpected: {e}", self.operation)
+            }
+            AwsErrorKind::Credentials(e) => write!(f, "{}: {e}", self.operation),
+        }
+    }
+}
+
+impl std::error::Error for AwsError {}
+
+/// `aws.protocol#Code:http://...` or `com.amazonaws.ecr#Code` -> `Code`.
+fn clean_code(raw: &str) -> String {
+    let code = raw.split(':').next().unwrap_or(raw);
+    code.rsplit('#').next().unwrap_or(code).trim().to_string()
+}
+
+/// (code, message) from a JSON or XML error body; empty strings when absent.
+fn parse_error_body(body: &str) -> (String, String) {
+    let trimmed = body.trim_start();
+    if trimmed.starts_with('{') {
+        if let Ok(v) = serde_json::from_str::<Value>(trimmed) {
+            let code = v
+                .get("__type")
+                .or_else(|| v.get("code"))
+                .or_else(|| v.get("Code"))
+                .and_then(Value::as_str)
+                .map(clean_code)
+                .unwrap_or_default();
+            let message = v
+                .get("message")
+                .or_else(|| v.get("Message"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            return (code, one_line(&message));
+        }
+    } else if trimmed.starts_with('<') {
+        let code = xml_text(trimmed, "Code")
+            .map(|c| clean_code(&c))
+            .unwrap_or_default();
+        let message = xml_text(trimmed, "Message").unwrap_or_default();
+        return (code, one_line(&message));
+    }
+    (String::new(), String::new())
+}
+
+/// The text of the first `<tag>..</tag>` in `xml`, with the five XML entities decoded.
+pub fn xml_text(xml: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let end = start + xml[start..].find(&close)?;
+    Some(
+        xml[start..end]
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&")
+            .trim()
+            .to_string(),
+    )
+}
+
+/// Messages go into one log line: newlines folded, length bounded.
+fn one_line(message: &str) -> String {
+    let folded: String = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    if folded.chars().count() > 300 {
+        folded.chars().take(300).collect::<String>() + "..."
+    } else {
+        folded
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_error_as_ecr_sends_it() {
+        let e = AwsError::from_response(
+            "ECR GetAuthorizationToken",
+            400,
+            None,
+            r#"{"__type":"com.amazonaws.ecr#ThrottlingException","message":"Rate exceeded"}"#,
+        );
+        assert_eq!(e.code(), Some("ThrottlingException"));
+        assert!(e.is_transient());
+        assert_eq!(
+            e.to_string(),
+            "ECR GetAuthorizationToken failed: HTTP 400 ThrottlingException: Rate exceeded"
+        );
+    }
+
+    #[test]
+    fn xml_error_as_moto_sends_it() {
+        let body = "<?xml version=\"1.0\"?><ErrorResponse><Errors><Error><Code>SignatureDoesNotMatch</Code>\
+            <Message>The request signature we calculated does not match &amp; so on</Message></Error></Errors></ErrorResponse>";
+        let e = AwsError::from_response("ECR GetAuthorizationToken", 403, None, body);
+        assert_eq!(e.code(), Some("SignatureDoesNotMatch"));
+        assert!(!e.is_transient());
+        assert!(e.to_string().contains("HTTP 403 SignatureDoesNotMatch: The request signature we calculated does not match & so on"));
+    }
+
+    #[test]
+    fn header_code_and_bare_status() {
+        let e = AwsError::from_response(
+            "X",
+            400,
+            Some("UnrecognizedClientException:http://internal"),
+            "",
+        );
+        assert_eq!(e.code(), Some("UnrecognizedClientException"));
+        let e = AwsError::from_response("X", 502, None, "<html>bad gateway</html>");
+        assert_eq!(e.code(), Some("HTTP502"));
+        assert!(e.is_transient());
+    }
+}

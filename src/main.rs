@@ -1,0 +1,99 @@
+//! `ecrupdater`: reads the command line and the environment, sets up logging and signal
+//! handling, builds the clients, and hands over to [`ecrupdater::daemon`]. Bad configuration
+//! exits with status 2 before any network call.
+
+use std::process::ExitCode;
+
+use ecrupdater::aws::{CredentialChain, EcrClient};
+use ecrupdater::config::{self, Command, Config, ConfigError, Env, KubeAccess};
+use ecrupdater::daemon::Daemon;
+use ecrupdater::kube::KubeClient;
+use ecrupdater::logging::{self, LogSettings};
+use ecrupdater::{http, shutdown};
+
+/// Exit status for bad configuration.
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let command = match config::parse_args(std::env::args().skip(1)) {
+        Ok(c) => c,
+        Err(e) => return config_error(&e),
+    };
+    let flags = match command {
+        Command::Help => {
+            print!("{}", config::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Command::Version => {
+            println!("ecrupdater {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Command::Run(flags) => flags,
+    };
+    let env = Env::from_process();
+    let log_settings = match LogSettings::from_env(env.get("LOG_CONFIG"), env.get("LOG_LEVEL")) {
+        Ok(s) => s,
+        Err(e) => return config_error(&e),
+    };
+    let config = match Config::from_env(&env, flags) {
+        Ok(c) => c,
+        Err(e) => return config_error(&e),
+    };
+    let log_source = log_settings.source.clone();
+    logging::init(log_settings);
+    log_start(&config, &log_source);
+
+    if let Err(e) = shutdown::install() {
+        log::error!("cannot install the SIGTERM/SIGINT handlers: {e}");
+        return ExitCode::from(1);
+    }
+    let kube = match KubeClient::new(&config.kube, config.timeouts) {
+        Ok(k) => k,
+        Err(problem) => {
+            return config_error(&ConfigError::new("in-cluster configuration", problem));
+        }
+    };
+    let ecr = EcrClient::new(
+        http::aws_agent(config.timeouts),
+        &config.aws.ecr_endpoint,
+        &config.aws.region,
+    );
+    let credentials = CredentialChain::new(config.aws.clone());
+    let status = Daemon::new(config, kube, ecr, credentials).run();
+    ExitCode::from(u8::try_from(status).unwrap_or(1))
+}
+
+fn config_error(e: &ConfigError) -> ExitCode {
+    eprintln!("ecrupdater: configuration error: {e}");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+fn log_start(config: &Config, log_source: &str) {
+    let api = match &config.kube {
+        KubeAccess::Endpoint {
+            url,
+            explicit: true,
+        } => format!("{url} (KUBERNETES_API_ENDPOINT)"),
+        KubeAccess::Endpoint {
+            url,
+            explicit: false,
+        } => format!("{url} (default: kubectl proxy)"),
+        KubeAccess::InCluster { url, .. } => format!("{url} (in-cluster service account)"),
+    };
+    log::info!(
+        "k8s-ecrupdater {} starting: secret {}, region {}, API {api}, ECR {}, every {} s, create missing: {}, skip: [{}]{}{}; logging from {log_source}",
+        env!("CARGO_PKG_VERSION"),
+        config.secret_name,
+        config.aws.region,
+        config.aws.ecr_endpoint,
+        config.update_interval.as_secs(),
+        config.create_missing,
+        config.skip_namespaces.join(", "),
+        if config.flags.once { ", once" } else { "" },
+        if config.flags.dry_run {
+            ", DRY RUN"
+        } else {
+            ""
+        },
+    );
+}
