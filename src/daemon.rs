@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use crate::aws::{AwsError, CredentialChain, EcrClient};
 use crate::config::Config;
 use crate::dockercfg::{RegistryLogin, registry_host};
+use crate::health::{Health, Stage};
 use crate::kube::{KubeClient, KubeError};
 use crate::refresh::{self, CycleReport, Targets, Token};
 use crate::schedule::{self, Jitter};
@@ -38,6 +39,7 @@ pub struct Daemon {
     credentials: CredentialChain,
     jitter: Jitter,
     token: Option<(Token, OffsetDateTime)>,
+    health: Health,
 }
 
 impl Daemon {
@@ -47,6 +49,7 @@ impl Daemon {
         kube: KubeClient,
         ecr: EcrClient,
         credentials: CredentialChain,
+        health: Health,
     ) -> Daemon {
         Daemon {
             config,
@@ -55,6 +58,7 @@ impl Daemon {
             credentials,
             jitter: Jitter::from_clock(),
             token: None,
+            health,
         }
     }
 
@@ -65,7 +69,9 @@ impl Daemon {
         let mut unreachable = 0u32;
         let mut force_new_token = true;
         loop {
-            let wait = match self.cycle(force_new_token) {
+            let result = self.cycle(force_new_token);
+            self.record(&result);
+            let wait = match result {
                 Ok(report) => {
                     unreachable = 0;
                     log::info!("{report}");
@@ -130,6 +136,27 @@ impl Daemon {
                 return 0;
             }
         }
+    }
+
+    /// Tells the health endpoint what the cycle gave.
+    fn record(&self, result: &Result<CycleReport, CycleError>) {
+        match result {
+            Ok(report) => {
+                self.health.record_cycle(report, OffsetDateTime::now_utc());
+                for _ in report.failures() {
+                    self.health.record_error(Stage::Kube);
+                }
+            }
+            Err(CycleError::Aws(_)) => {
+                self.health.record_cycle_failure();
+                self.health.record_error(Stage::Aws);
+            }
+            Err(CycleError::Unreachable(_) | CycleError::Kube(_)) => {
+                self.health.record_cycle_failure();
+                self.health.record_error(Stage::Kube);
+            }
+        }
+        self.health.set_api_requests(self.kube.requests_by_code());
     }
 
     fn after_success(&mut self) -> Duration {

@@ -25,6 +25,7 @@ pub mod aws;
 pub mod config;
 pub mod daemon;
 pub mod dockercfg;
+pub mod health;
 pub mod http;
 pub mod kube;
 pub mod logging;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use ecrupdater::aws::{CredentialChain, EcrClient};
 use ecrupdater::config::{self, Command, Config, ConfigError, Env, KubeAccess};
 use ecrupdater::daemon::Daemon;
+use ecrupdater::health::{self, Health};
 use ecrupdater::kube::KubeClient;
 use ecrupdater::logging::{self, LogSettings};
 use ecrupdater::{http, shutdown};
@@ -59,7 +60,21 @@ fn main() -> ExitCode {
         &config.aws.region,
     );
     let credentials = CredentialChain::new(config.aws.clone());
-    let status = Daemon::new(config, kube, ecr, credentials).run();
+    let health = Health::new();
+    if let Some(addr) = &config.health_addr {
+        match health::serve(addr, health.clone()) {
+            Ok((bound, _thread)) => {
+                log::info!("health and metrics on http://{bound} (/healthz, /readyz, /metrics)")
+            }
+            Err(e) => {
+                return config_error(&ConfigError::new(
+                    "ECR_HEALTH_ADDR",
+                    format!("cannot listen on {addr}: {e}"),
+                ));
+            }
+        }
+    }
+    let status = Daemon::new(config, kube, ecr, credentials, health).run();
     ExitCode::from(u8::try_from(status).unwrap_or(1))
 }
 

@@ -245,6 +245,19 @@ fn update(
     namespace: &str,
     secret: &Value,
 ) -> Outcome {
+    update_once(client, targets, token, namespace, secret, true)
+}
+
+/// Replaces the payload of an existing secret. On a 409 (someone changed or re-created it
+/// meanwhile) the secret is read again and, when `retry` is set, patched once more.
+fn update_once(
+    client: &KubeClient,
+    targets: &Targets,
+    token: &Token,
+    namespace: &str,
+    secret: &Value,
+    retry: bool,
+) -> Outcome {
     let name = &targets.secret_name;
     let secret_type = secret
         .get("type")
@@ -289,15 +302,10 @@ fn update(
             log::info!("{namespace}/{name}: updated ({secret_type})");
             Outcome::Updated
         }
-        Err(e) if e.is_conflict() => {
+        Err(e) if e.is_conflict() && retry => {
             log::info!("{namespace}/{name}: changed meanwhile ({e}); reading it again");
             match secrets::get(client, namespace, name) {
-                Ok(Some(fresh))
-                    if fresh.pointer("/metadata/uid") != secret.pointer("/metadata/uid") =>
-                {
-                    update(client, targets, token, namespace, &fresh)
-                }
-                Ok(Some(_)) => Outcome::Failed(e.to_string()),
+                Ok(Some(fresh)) => update_once(client, targets, token, namespace, &fresh, false),
                 Ok(None) if targets.create_missing => create(client, targets, token, namespace),
                 Ok(None) => Outcome::Skipped("deleted meanwhile".into()),
                 Err(e) => Outcome::Failed(e.to_string()),

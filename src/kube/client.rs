@@ -220,9 +220,12 @@ impl KubeClient {
             Ok(r) => r,
             Err(e) => {
                 *self.requests_by_code.borrow_mut().entry(0).or_default() += 1;
-                return Err(KubeError::Transport {
-                    request: label.to_string(),
-                    message: e.to_string(),
+                let request = label.to_string();
+                let message = e.to_string();
+                return Err(if is_tls_failure(&e) {
+                    KubeError::Tls { request, message }
+                } else {
+                    KubeError::Transport { request, message }
                 });
             }
         };
@@ -257,5 +260,20 @@ impl KubeClient {
             request: label.to_string(),
             message: format!("body is not JSON: {e}"),
         })
+    }
+}
+
+/// Whether a transport error is a TLS failure (certificate not trusted, handshake refused)
+/// rather than a network one.
+fn is_tls_failure(e: &ureq::Error) -> bool {
+    match e {
+        ureq::Error::Rustls(_)
+        | ureq::Error::Tls(_)
+        | ureq::Error::Pem(_)
+        | ureq::Error::TlsRequired => true,
+        ureq::Error::Io(io) => io
+            .get_ref()
+            .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()),
+        _ => false,
     }
 }

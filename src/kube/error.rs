@@ -49,6 +49,14 @@ pub enum KubeError {
         /// What is wrong with it.
         message: String,
     },
+    /// The TLS handshake failed (an untrusted or wrong certificate): not retried as transient,
+    /// since the same certificate will fail again.
+    Tls {
+        /// `GET /api/v1/...`
+        request: String,
+        /// What TLS said.
+        message: String,
+    },
     /// The service-account token or CA could not be read.
     Auth(String),
 }
@@ -177,6 +185,7 @@ impl fmt::Display for KubeError {
             KubeError::Transport { request, message } => {
                 write!(f, "{request}: no answer: {message}")
             }
+            KubeError::Tls { request, message } => write!(f, "{request}: TLS failed: {message}"),
             KubeError::Api {
                 request,
                 code,

@@ -93,6 +93,65 @@ pub fn percent_decode(s: &str, plus: bool) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A request as a fake saw it (for assertions in tests).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedRequest {
+    pub method: String,
+    /// Path without the query, as sent (percent-encoded).
+    pub path: String,
+    /// Raw query string without `?` (percent-encoded); empty when none.
+    pub query: String,
+    pub content_type: Option<String>,
+    pub authorization: Option<String>,
+    pub host: Option<String>,
+    /// The body, decoded as UTF-8 (lossy).
+    pub body: String,
+    /// Every header, in order, as sent.
+    pub headers: Vec<(String, String)>,
+}
+
+impl RecordedRequest {
+    pub fn from_request(req: &Request) -> RecordedRequest {
+        RecordedRequest {
+            method: req.method.clone(),
+            path: req.path.clone(),
+            query: req.query.clone(),
+            content_type: req.header("Content-Type").map(str::to_string),
+            authorization: req.header("Authorization").map(str::to_string),
+            host: req.header("Host").map(str::to_string),
+            body: String::from_utf8_lossy(&req.body).into_owned(),
+            headers: req.headers.clone(),
+        }
+    }
+
+    /// First header with that name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The last value of a decoded query parameter.
+    pub fn param(&self, name: &str) -> Option<String> {
+        parse_query(&self.query)
+            .into_iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// The body parsed as JSON, if it is JSON.
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_str(&self.body).ok()
+    }
+
+    /// True for `GET ...?watch=true` (or `watch=1`).
+    pub fn is_watch(&self) -> bool {
+        self.method == "GET" && matches!(self.param("watch").as_deref(), Some("true" | "1"))
+    }
+}
+
 /// A complete response with a body of known length.
 #[derive(Debug, Clone)]
 pub struct Response {
@@ -209,7 +268,14 @@ impl Drop for Server {
         if let Some(h) = self.accept.take() {
             let _ = h.join();
         }
-        let conns: Vec<TcpStream> = self.shared.conns.lock().unwrap().drain().map(|(_, s)| s).collect();
+        let conns: Vec<TcpStream> = self
+            .shared
+            .conns
+            .lock()
+            .unwrap()
+            .drain()
+            .map(|(_, s)| s)
+            .collect();
         for c in conns {
             let _ = c.shutdown(Shutdown::Both);
         }
@@ -303,14 +369,23 @@ fn serve_conn<S: Read + Write>(stream: S, handler: &dyn Handler) {
                     head.push_str("Connection: close\r\n");
                 }
                 head.push_str("\r\n");
-                if out.write_all(head.as_bytes()).and_then(|_| out.flush()).is_err() {
+                if out
+                    .write_all(head.as_bytes())
+                    .and_then(|_| out.flush())
+                    .is_err()
+                {
                     return;
                 }
                 let mut cw = ChunkWriter { out };
                 if body(&mut cw).is_err() {
                     return;
                 }
-                if out.write_all(b"0\r\n\r\n").and_then(|_| out.flush()).is_err() || !keep_alive {
+                if out
+                    .write_all(b"0\r\n\r\n")
+                    .and_then(|_| out.flush())
+                    .is_err()
+                    || !keep_alive
+                {
                     return;
                 }
             }
@@ -319,7 +394,12 @@ fn serve_conn<S: Read + Write>(stream: S, handler: &dyn Handler) {
 }
 
 fn write_response(out: &mut dyn Write, resp: &Response) -> io::Result<()> {
-    let mut buf = format!("HTTP/1.1 {} {}\r\n", resp.status, reason_phrase(resp.status)).into_bytes();
+    let mut buf = format!(
+        "HTTP/1.1 {} {}\r\n",
+        resp.status,
+        reason_phrase(resp.status)
+    )
+    .into_bytes();
     for (k, v) in &resp.headers {
         buf.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
     }
@@ -389,10 +469,16 @@ fn read_request<S: Read + Write>(r: &mut BufReader<S>) -> Result<(Request, bool)
     let http11 = match version {
         "HTTP/1.1" => true,
         "HTTP/1.0" => false,
-        _ => return Err(ReadError::Bad(format!("unsupported HTTP version {version:?}"))),
+        _ => {
+            return Err(ReadError::Bad(format!(
+                "unsupported HTTP version {version:?}"
+            )));
+        }
     };
     if !target.starts_with('/') {
-        return Err(ReadError::Bad(format!("unsupported request target {target:?}")));
+        return Err(ReadError::Bad(format!(
+            "unsupported request target {target:?}"
+        )));
     }
     let mut headers = Vec::new();
     loop {
@@ -493,7 +579,8 @@ fn read_chunked<R: BufRead>(r: &mut R) -> Result<Vec<u8>, ReadError> {
         }
         let start = body.len();
         body.resize(start + size, 0);
-        r.read_exact(&mut body[start..]).map_err(|_| ReadError::Closed)?;
+        r.read_exact(&mut body[start..])
+            .map_err(|_| ReadError::Closed)?;
         let mut crlf = [0u8; 2];
         r.read_exact(&mut crlf).map_err(|_| ReadError::Closed)?;
         if &crlf != b"\r\n" {

@@ -1,1 +1,15 @@
-//! placeholder
+//! Test peers for k8s-ecrupdater, all over real sockets on 127.0.0.1:
+//! [`FakeKube`] (a fake kube-apiserver for core/v1 Namespaces, Secrets and ServiceAccounts that
+//! follows shared/reference/kubernetes-api.md) and [`FakeEcr`] (a fake AWS ECR
+//! GetAuthorizationToken endpoint). Modules: `http` (the tiny HTTP/1.1 server), `kube`, `aws`,
+//! `tls`, `util`.
+
+pub mod aws;
+pub mod http;
+pub mod kube;
+pub mod tls;
+mod util;
+
+pub use aws::{AwsFault, FakeEcr};
+pub use http::RecordedRequest;
+pub use kube::{FakeKube, Fault, FaultKind, fault_from_json};

@@ -135,7 +135,9 @@ impl LabelSelector {
                 Some(Tok::Comma) => {
                     i += 1;
                     if i >= toks.len() {
-                        return Err("unable to parse requirement: found '', expected: identifier".into());
+                        return Err(
+                            "unable to parse requirement: found '', expected: identifier".into(),
+                        );
                     }
                 }
                 other => {
@@ -163,8 +165,12 @@ impl LabelSelector {
                 Op::NotIn(set) => v.is_none_or(|v| !set.iter().any(|s| s == v)),
                 Op::Exists => v.is_some(),
                 Op::NotExists => v.is_none(),
-                Op::Gt(n) => v.and_then(|v| v.parse::<i64>().ok()).is_some_and(|x| x > *n),
-                Op::Lt(n) => v.and_then(|v| v.parse::<i64>().ok()).is_some_and(|x| x < *n),
+                Op::Gt(n) => v
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .is_some_and(|x| x > *n),
+                Op::Lt(n) => v
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .is_some_and(|x| x < *n),
             }
         })
     }
@@ -205,14 +211,26 @@ fn parse_requirement(toks: &[Tok], mut i: usize) -> Result<(Requirement, usize),
         }
     };
     match toks.get(i) {
-        None | Some(Tok::Comma) => Ok((Requirement { key, op: Op::Exists }, i)),
+        None | Some(Tok::Comma) => Ok((
+            Requirement {
+                key,
+                op: Op::Exists,
+            },
+            i,
+        )),
         Some(Tok::Eq) | Some(Tok::DoubleEq) => {
             let (v, n) = single_value(i + 1);
             Ok((Requirement { key, op: Op::Eq(v) }, n))
         }
         Some(Tok::NotEq) => {
             let (v, n) = single_value(i + 1);
-            Ok((Requirement { key, op: Op::NotEq(v) }, n))
+            Ok((
+                Requirement {
+                    key,
+                    op: Op::NotEq(v),
+                },
+                n,
+            ))
         }
         Some(Tok::Gt) | Some(Tok::Lt) => {
             let gt = toks.get(i) == Some(&Tok::Gt);
@@ -433,7 +451,10 @@ mod tests {
         assert!(m("env=prod,tier=web", l.clone()));
         assert!(!m("env=prod,tier=db", l.clone()));
         assert!(m("n>4,n<6", l.clone()));
-        assert!(m("example.com/team in (a),!x", json!({"example.com/team": "a"})));
+        assert!(m(
+            "example.com/team in (a),!x",
+            json!({"example.com/team": "a"})
+        ));
         assert!(LabelSelector::parse("env in ()").is_err());
         assert!(LabelSelector::parse("env in (a").is_err());
         assert!(LabelSelector::parse("a b").is_err());
@@ -447,7 +468,7 @@ mod tests {
         let f = FieldSelector::parse("metadata.name=a,type!=Opaque", &["metadata.name", "type"])
             .unwrap();
         assert!(f.matches(|k| if k == "type" { "x".into() } else { "a".into() }));
-        assert!(!f.matches(|_| "a".into()));
+        assert!(!f.matches(|_| "Opaque".into()));
         assert_eq!(
             FieldSelector::parse("spec.x=1", &["metadata.name"]).unwrap_err(),
             "field label not supported: spec.x"

@@ -117,6 +117,12 @@ pub(crate) fn status_body(code: u16, reason: &str, message: &str, details: Optio
     if let Some(d) = details {
         v["details"] = d;
     }
+    if reason.is_empty() {
+        // StatusReasonUnknown is "" and omitted.
+        if let Some(m) = v.as_object_mut() {
+            m.remove("reason");
+        }
+    }
     v
 }
 
@@ -166,7 +172,10 @@ pub(crate) fn conflict(plural: &str, name: &str, why: &str) -> Response {
     error(
         409,
         "Conflict",
-        &format!("Operation cannot be fulfilled on {plural} {}: {why}", go_quote(name)),
+        &format!(
+            "Operation cannot be fulfilled on {plural} {}: {why}",
+            go_quote(name)
+        ),
         Some(details(name, "", plural, &[])),
     )
 }
@@ -176,7 +185,13 @@ pub(crate) fn conflict_modified(plural: &str, name: &str) -> Response {
 }
 
 /// The etcd3 store's UID precondition failure, wrapped as the registry does (a StorageError text).
-pub(crate) fn conflict_uid(plural: &str, ns: &str, name: &str, pre: &str, actual: &str) -> Response {
+pub(crate) fn conflict_uid(
+    plural: &str,
+    ns: &str,
+    name: &str,
+    pre: &str,
+    actual: &str,
+) -> Response {
     let key = if ns.is_empty() {
         format!("/registry/{plural}/{name}")
     } else {
@@ -202,7 +217,11 @@ pub(crate) fn invalid(kind: &str, group: &str, name: &str, causes: &[Cause]) -> 
     } else {
         format!(
             "[{}]",
-            causes.iter().map(Cause::text).collect::<Vec<_>>().join(", ")
+            causes
+                .iter()
+                .map(Cause::text)
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     };
     let qualified = if group.is_empty() {
@@ -224,7 +243,9 @@ pub(crate) fn patch_unprocessable(server_message: &str) -> Response {
         422,
         "Invalid",
         "the server rejected our request due to an error in our request",
-        Some(json!({"causes": [{"reason": "UnexpectedServerResponse", "message": server_message}]})),
+        Some(
+            json!({"causes": [{"reason": "UnexpectedServerResponse", "message": server_message}]}),
+        ),
     )
 }
 

@@ -81,8 +81,7 @@ fn name_part_ok(s: &str) -> bool {
     !b.is_empty()
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
-        && b
-            .iter()
+        && b.iter()
             .all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.')
 }
 
@@ -139,7 +138,9 @@ pub fn check_meta_types(obj: &Value) -> Result<(), String> {
         return Ok(());
     }
     let Some(meta) = meta.as_object() else {
-        return Err("json: cannot unmarshal into Go struct field .metadata of type v1.ObjectMeta".into());
+        return Err(
+            "json: cannot unmarshal into Go struct field .metadata of type v1.ObjectMeta".into(),
+        );
     };
     for f in [
         "name",
@@ -207,7 +208,9 @@ pub fn normalize_secret(obj: &mut Value) -> Result<BTreeMap<String, Vec<u8>>, St
     let prefix = "Secret in version \"v1\" cannot be handled as a Secret: ";
     check_meta_types(obj).map_err(|e| format!("{prefix}{e}"))?;
     let Some(o) = obj.as_object_mut() else {
-        return Err(format!("{prefix}json: cannot unmarshal into Go value of type v1.Secret"));
+        return Err(format!(
+            "{prefix}json: cannot unmarshal into Go value of type v1.Secret"
+        ));
     };
     if let Some(d) = o.get("data") {
         string_map(d, "Secret.data").map_err(|e| format!("{prefix}{e}"))?;
@@ -243,14 +246,14 @@ pub fn normalize_secret(obj: &mut Value) -> Result<BTreeMap<String, Vec<u8>>, St
     if let Some(Value::Object(data)) = o.get("data") {
         for (k, v) in data {
             let s = v.as_str().unwrap_or_default();
-            let bytes = b64.decode(s).map_err(|e| format!("{prefix}{}", go_base64_error(&e)))?;
+            let bytes = b64
+                .decode(s)
+                .map_err(|e| format!("{prefix}{}", go_base64_error(&e)))?;
             decoded.insert(k.clone(), bytes);
         }
     }
     if let Some(Value::Object(sd)) = o.remove("stringData") {
-        let data = o
-            .entry("data")
-            .or_insert_with(|| Value::Object(Map::new()));
+        let data = o.entry("data").or_insert_with(|| Value::Object(Map::new()));
         if !data.is_object() {
             *data = Value::Object(Map::new());
         }
@@ -285,7 +288,9 @@ pub fn drop_empty(o: &mut Map<String, Value>, key: &str) {
 
 fn go_base64_error(e: &base64::DecodeError) -> String {
     match e {
-        base64::DecodeError::InvalidByte(off, _) => format!("illegal base64 data at input byte {off}"),
+        base64::DecodeError::InvalidByte(off, _) => {
+            format!("illegal base64 data at input byte {off}")
+        }
         base64::DecodeError::InvalidLastSymbol(off, _) => {
             format!("illegal base64 data at input byte {off}")
         }
@@ -394,16 +399,14 @@ pub fn validate_secret(obj: &Value, data: &BTreeMap<String, Vec<u8>>) -> Vec<Cau
     match ty {
         "kubernetes.io/dockerconfigjson" => docker(".dockerconfigjson", &mut causes),
         "kubernetes.io/dockercfg" => docker(".dockercfg", &mut causes),
-        "kubernetes.io/basic-auth" => {
-            if !data.contains_key("username") && !data.contains_key("password") {
-                causes.push(Cause::required("data[username]", ""));
-                causes.push(Cause::required("data[password]", ""));
-            }
+        "kubernetes.io/basic-auth"
+            if !data.contains_key("username") && !data.contains_key("password") =>
+        {
+            causes.push(Cause::required("data[username]", ""));
+            causes.push(Cause::required("data[password]", ""));
         }
-        "kubernetes.io/ssh-auth" => {
-            if data.get("ssh-privatekey").is_none_or(|v| v.is_empty()) {
-                causes.push(Cause::required("data[ssh-privatekey]", ""));
-            }
+        "kubernetes.io/ssh-auth" if data.get("ssh-privatekey").is_none_or(|v| v.is_empty()) => {
+            causes.push(Cause::required("data[ssh-privatekey]", ""));
         }
         "kubernetes.io/tls" => {
             if !data.contains_key("tls.crt") {
@@ -521,7 +524,10 @@ pub fn normalize_namespace(obj: &mut Value) -> Result<(), String> {
         drop_empty(meta, "annotations");
     }
     if !o.get("spec").is_some_and(Value::is_object) {
-        o.insert("spec".into(), serde_json::json!({"finalizers": ["kubernetes"]}));
+        o.insert(
+            "spec".into(),
+            serde_json::json!({"finalizers": ["kubernetes"]}),
+        );
     }
     if o.get("status")
         .and_then(|s| s.get("phase"))
@@ -562,7 +568,11 @@ mod tests {
         let c = validate_secret(&s, &d);
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].field, "data[.dockerconfigjson]");
-        assert!(c[0].message.contains("cannot unmarshal array"), "{}", c[0].message);
+        assert!(
+            c[0].message.contains("cannot unmarshal array"),
+            "{}",
+            c[0].message
+        );
         let mut s = json!({"metadata": {"name": "x"}, "data": {"k": "!!"}});
         assert!(
             normalize_secret(&mut s)

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Benchmark: `ecrupdater --once` (the static release binary) over N namespaces against the fake
+# API server (tests/testkit's fake-kube) and moto's server as ECR, with ECR_CREATE_MISSING=true.
+# Prints, for the first cycle (every secret created) and a second one (every secret updated):
+# wall time, peak RSS, and API requests by verb. Figures only; nothing is asserted.
+# Usage: scripts/bench.sh [N...]   (default 1000). Needs moto_server (pip install 'moto[server]').
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+counts=("$@")
+[ ${#counts[@]} -gt 0 ] || counts=(1000)
+
+scripts/build-static.sh >/dev/null
+cargo build --quiet --release -p ecrupdater-testkit --bin fake-kube
+bin=target/x86_64-unknown-linux-musl/release/ecrupdater
+fake=target/release/fake-kube
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+
+moto_port=$(free_port)
+moto_server -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 &
+pids+=($!)
+wait_port "$moto_port"
+
+printf 'binary: %s (%s bytes)\n' "$bin" "$(stat -c %s "$bin")"
+for n in "${counts[@]}"; do
+  "$fake" --namespaces "$n" --no-default-sa >"$work/fake.out" 2>"$work/fake.err" &
+  fake_pid=$!
+  pids+=($fake_pid)
+  for _ in $(seq 1 200); do grep -q '^listening on' "$work/fake.out" && break; sleep 0.05; done
+  url=$(sed -n 's/^listening on //p' "$work/fake.out")
+  for run in first steady; do
+    curl -s -X POST "$url/_admin/stats/reset" >/dev/null
+    env -i PATH="$PATH" K8S_PULL_SECRET_NAME=ecr-pull AWS_REGION=eu-west-1 \
+      AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" AWS_ACCESS_KEY_ID=AKIABENCHBENCHBENCH \
+      AWS_SECRET_ACCESS_KEY=bench-secret-key ECR_CREATE_MISSING=true KUBERNETES_API_ENDPOINT="$url" \
+      LOG_CONFIG=/nonexistent LOG_LEVEL=WARNING AWS_EC2_METADATA_DISABLED=true \
+      /usr/bin/time -f '%e %M' -o "$work/time" "$bin" --once >/dev/null 2>"$work/daemon.err" || {
+        echo "ecrupdater failed:"; cat "$work/daemon.err"; exit 1; }
+    read -r wall rss_kib <"$work/time"
+    stats=$(curl -s "$url/_admin/stats")
+    verbs=$(python3 -c 'import json,sys; d=json.load(sys.stdin)["requests_by_verb"]; print(" ".join(f"{k}={v}" for k,v in sorted(d.items()) if v))' <<<"$stats")
+    total=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])' <<<"$stats")
+    awk -v n="$n" -v r="$run" -v w="$wall" -v m="$rss_kib" -v v="$verbs" -v t="$total" \
+      'BEGIN { printf "namespaces=%d cycle=%-6s wall=%.2fs peak_rss=%.2fMiB requests=%d (%s)\n", n, r, w, m/1024, t, v }'
+  done
+  kill "$fake_pid" 2>/dev/null || true
+done
