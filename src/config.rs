@@ -140,8 +140,15 @@ pub struct Config {
     pub update_interval: Duration,
     /// `ECR_CREATE_MISSING`: create the secret where it is missing.
     pub create_missing: bool,
-    /// `ECR_SKIP_NAMESPACES`: namespaces never touched.
-    pub skip_namespaces: Vec<String>,
+    /// `ECR_NAMESPACES` and `ECR_SKIP_NAMESPACES`: names or globs to serve and to leave alone.
+    pub selection: crate::select::Selection,
+    /// `ECR_NAMESPACE_SELECTOR`: a label selector the API server applies to the namespace list.
+    pub namespace_selector: Option<String>,
+    /// `ECR_REGISTRIES`: the registries written into each secret; empty means the registry of
+    /// the configured region's account (the token's `proxyEndpoint`).
+    pub registries: Vec<Registry>,
+    /// `ECR_SERVICE_ACCOUNTS`: service accounts that must list the secret in `imagePullSecrets`.
+    pub service_accounts: Vec<String>,
     /// How to reach the Kubernetes API.
     pub kube: KubeAccess,
     /// AWS region, endpoints and credential settings.
@@ -322,10 +329,29 @@ impl Config {
             None => false,
             Some(v) => parse_bool("ECR_CREATE_MISSING", v)?,
         };
-        let skip_namespaces = env
-            .get("ECR_SKIP_NAMESPACES")
+        let selection = crate::select::Selection {
+            include: env
+                .get("ECR_NAMESPACES")
+                .map(split_list)
+                .unwrap_or_default(),
+            exclude: env
+                .get("ECR_SKIP_NAMESPACES")
+                .map(split_list)
+                .unwrap_or_default(),
+        };
+        let namespace_selector = env.get("ECR_NAMESPACE_SELECTOR").map(str::to_string);
+        if let Some(selector) = &namespace_selector {
+            crate::select::validate_label_selector(selector)
+                .map_err(|problem| ConfigError::new("ECR_NAMESPACE_SELECTOR", problem))?;
+        }
+        let service_accounts = env
+            .get("ECR_SERVICE_ACCOUNTS")
             .map(split_list)
             .unwrap_or_default();
+        for sa in &service_accounts {
+            validate_dns_subdomain(sa)
+                .map_err(|problem| ConfigError::new("ECR_SERVICE_ACCOUNTS", problem))?;
+        }
 
         let timeouts = Timeouts {
             connect: match env.get("ECR_HTTP_CONNECT_TIMEOUT") {
@@ -361,7 +387,10 @@ impl Config {
             secret_name: secret_name.to_string(),
             update_interval,
             create_missing,
-            skip_namespaces,
+            selection,
+            namespace_selector,
+            registries: registries(env)?,
+            service_accounts,
             kube: kube_access(env)?,
             aws: aws_settings(env)?,
             timeouts,
@@ -553,9 +582,9 @@ fn aws_settings(env: &Env) -> Result<AwsSettings, ConfigError> {
         (Some(arn), external_id) => {
             if let Some(id) = external_id {
                 let ok = (2..=1224).contains(&id.len())
-                    && id.bytes().all(|b| {
-                        b.is_ascii_alphanumeric() || b"+=,.@:/-_".contains(&b)
-                    });
+                    && id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"+=,.@:/-_".contains(&b));
                 if !ok {
                     return Err(ConfigError::new(
                         "ECR_ASSUME_ROLE_EXTERNAL_ID",
@@ -685,6 +714,92 @@ fn validate_session_name(name: &str) -> Result<(), String> {
             "must be 2 to 64 letters, digits or +=,.@_- characters, got {name:?}"
         ))
     }
+}
+
+/// A registry whose login goes into the pull secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registry {
+    /// The registry host, e.g. `123456789012.dkr.ecr.eu-west-1.amazonaws.com` or `public.ecr.aws`.
+    pub host: String,
+    /// The region whose token it takes (us-east-1 for ECR Public).
+    pub region: String,
+    /// Which API hands out its token.
+    pub api: crate::aws::ecr::Api,
+    /// That API's endpoint.
+    pub endpoint: String,
+}
+
+/// `ECR_REGISTRIES`: comma-separated registry hosts (an `https://` prefix is allowed).
+fn registries(env: &Env) -> Result<Vec<Registry>, ConfigError> {
+    let Some(list) = env.get("ECR_REGISTRIES") else {
+        return Ok(Vec::new());
+    };
+    let mut out: Vec<Registry> = Vec::new();
+    for item in split_list(list) {
+        let registry =
+            parse_registry(&item, env).map_err(|p| ConfigError::new("ECR_REGISTRIES", p))?;
+        if !out.iter().any(|r| r.host == registry.host) {
+            out.push(registry);
+        }
+    }
+    Ok(out)
+}
+
+/// One registry host: `<account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]` or `public.ecr.aws`.
+fn parse_registry(item: &str, env: &Env) -> Result<Registry, String> {
+    use crate::aws::ecr::Api;
+    let host = item
+        .strip_prefix("https://")
+        .unwrap_or(item)
+        .trim_end_matches('/')
+        .to_ascii_lowercase();
+    let override_for = |var: &str| {
+        env.get(var)
+            .or_else(|| env.get("AWS_ENDPOINT_URL"))
+            .map(|u| u.trim_end_matches('/').to_string())
+    };
+    if host == "public.ecr.aws" {
+        return Ok(Registry {
+            endpoint: override_for("AWS_ENDPOINT_URL_ECR_PUBLIC")
+                .unwrap_or_else(|| "https://api.ecr-public.us-east-1.amazonaws.com".to_string()),
+            host,
+            region: "us-east-1".to_string(),
+            api: Api::Public,
+        });
+    }
+    let bad = || {
+        format!(
+            "{item:?} is not an ECR registry host (<account>.dkr.ecr.<region>.amazonaws.com or public.ecr.aws)"
+        )
+    };
+    let parts: Vec<&str> = host.split('.').collect();
+    let china = host.ends_with(".amazonaws.com.cn");
+    let expected_len = if china { 7 } else { 6 };
+    if parts.len() != expected_len
+        || parts[0].len() != 12
+        || !parts[0].bytes().all(|b| b.is_ascii_digit())
+        || parts[1] != "dkr"
+        || !(parts[2] == "ecr" || parts[2] == "ecr-fips")
+        || parts[4] != "amazonaws"
+        || parts[5] != "com"
+    {
+        return Err(bad());
+    }
+    let region = parts[3].to_string();
+    validate_region(&region).map_err(|_| bad())?;
+    let endpoint = override_for("AWS_ENDPOINT_URL_ECR").unwrap_or_else(|| {
+        if parts[2] == "ecr-fips" {
+            format!("https://ecr-fips.{region}.amazonaws.com")
+        } else {
+            default_endpoint("api.ecr", &region)
+        }
+    });
+    Ok(Registry {
+        host,
+        region,
+        api: Api::Private,
+        endpoint,
+    })
 }
 
 /// The regional endpoint of an AWS service (`.amazonaws.com.cn` in the China partition).
@@ -829,7 +944,12 @@ mod tests {
         assert_eq!(c.secret_name, "ecr-pull");
         assert_eq!(c.update_interval, Duration::from_secs(3600));
         assert!(!c.create_missing);
-        assert!(c.skip_namespaces.is_empty());
+        assert_eq!(c.selection, crate::select::Selection::default());
+        assert!(
+            c.registries.is_empty()
+                && c.service_accounts.is_empty()
+                && c.namespace_selector.is_none()
+        );
         assert_eq!(
             c.kube,
             KubeAccess::Endpoint {
@@ -966,13 +1086,100 @@ mod tests {
     }
 
     #[test]
+    fn registries_by_region_and_kind() {
+        let c = config(&[(
+            "ECR_REGISTRIES",
+            "111111111111.dkr.ecr.eu-west-1.amazonaws.com, https://222222222222.dkr.ecr-fips.us-east-1.amazonaws.com/,\
+             333333333333.dkr.ecr.cn-north-1.amazonaws.com.cn,public.ecr.aws,111111111111.dkr.ecr.eu-west-1.amazonaws.com",
+        )])
+        .expect("valid");
+        let r: Vec<(&str, &str, &str)> = c
+            .registries
+            .iter()
+            .map(|r| (r.host.as_str(), r.region.as_str(), r.endpoint.as_str()))
+            .collect();
+        assert_eq!(
+            r,
+            vec![
+                (
+                    "111111111111.dkr.ecr.eu-west-1.amazonaws.com",
+                    "eu-west-1",
+                    "https://api.ecr.eu-west-1.amazonaws.com"
+                ),
+                (
+                    "222222222222.dkr.ecr-fips.us-east-1.amazonaws.com",
+                    "us-east-1",
+                    "https://ecr-fips.us-east-1.amazonaws.com"
+                ),
+                (
+                    "333333333333.dkr.ecr.cn-north-1.amazonaws.com.cn",
+                    "cn-north-1",
+                    "https://api.ecr.cn-north-1.amazonaws.com.cn"
+                ),
+                (
+                    "public.ecr.aws",
+                    "us-east-1",
+                    "https://api.ecr-public.us-east-1.amazonaws.com"
+                ),
+            ]
+        );
+        assert_eq!(c.registries[3].api, crate::aws::ecr::Api::Public);
+        assert_eq!(
+            error_name(&[("ECR_REGISTRIES", "docker.io")]),
+            "ECR_REGISTRIES"
+        );
+        assert_eq!(
+            error_name(&[("ECR_REGISTRIES", "12345.dkr.ecr.eu-west-1.amazonaws.com")]),
+            "ECR_REGISTRIES"
+        );
+        let local = config(&[
+            (
+                "ECR_REGISTRIES",
+                "111111111111.dkr.ecr.eu-west-1.amazonaws.com",
+            ),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+        ])
+        .expect("valid");
+        assert_eq!(local.registries[0].endpoint, "http://127.0.0.1:5000");
+    }
+
+    #[test]
+    fn namespace_selection_settings() {
+        let c = config(&[
+            ("ECR_NAMESPACES", "team-*, shared"),
+            ("ECR_SKIP_NAMESPACES", "team-legacy*"),
+            ("ECR_NAMESPACE_SELECTOR", "env in (prod,staging),!no-pull"),
+            ("ECR_SERVICE_ACCOUNTS", "default, builder"),
+        ])
+        .expect("valid");
+        assert!(
+            c.selection.wants("team-a")
+                && !c.selection.wants("team-legacy-2")
+                && !c.selection.wants("other")
+        );
+        assert_eq!(
+            c.namespace_selector.as_deref(),
+            Some("env in (prod,staging),!no-pull")
+        );
+        assert_eq!(c.service_accounts, vec!["default", "builder"]);
+        assert_eq!(
+            error_name(&[("ECR_NAMESPACE_SELECTOR", "env in prod")]),
+            "ECR_NAMESPACE_SELECTOR"
+        );
+        assert_eq!(
+            error_name(&[("ECR_SERVICE_ACCOUNTS", "Bad_SA")]),
+            "ECR_SERVICE_ACCOUNTS"
+        );
+    }
+
+    #[test]
     fn lists_and_booleans() {
         let c = config(&[
             ("ECR_SKIP_NAMESPACES", " kube-system, ,kube-public "),
             ("ECR_CREATE_MISSING", "TRUE"),
         ])
         .expect("valid");
-        assert_eq!(c.skip_namespaces, vec!["kube-system", "kube-public"]);
+        assert_eq!(c.selection.exclude, vec!["kube-system", "kube-public"]);
         assert!(c.create_missing);
     }
 
@@ -1030,12 +1237,21 @@ mod tests {
             ("AWS_PROFILE", "ecr"),
             ("AWS_SHARED_CREDENTIALS_FILE", "~/creds"),
             ("AWS_CONFIG_FILE", "/etc/aws/config"),
-            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://169.254.170.23/v1/credentials"),
-            ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "/var/run/eks-token"),
+            (
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "http://169.254.170.23/v1/credentials",
+            ),
+            (
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                "/var/run/eks-token",
+            ),
             ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "container-token-value"),
             ("AWS_EC2_METADATA_DISABLED", "TRUE"),
             ("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "IPv6"),
-            ("ECR_ASSUME_ROLE_ARN", "arn:aws-cn:iam::210987654321:role/path/x"),
+            (
+                "ECR_ASSUME_ROLE_ARN",
+                "arn:aws-cn:iam::210987654321:role/path/x",
+            ),
             ("ECR_ASSUME_ROLE_EXTERNAL_ID", "ext-id-1"),
         ])
         .expect("valid");
@@ -1087,7 +1303,10 @@ mod tests {
         };
         assert_eq!(
             uri(&[
-                ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/abc"),
+                (
+                    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                    "/v2/credentials/abc"
+                ),
                 ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:9/x"),
             ]),
             "http://169.254.170.2/v2/credentials/abc",
@@ -1108,7 +1327,10 @@ mod tests {
             );
         }
         assert_eq!(
-            error_name(&[("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://10.0.0.1/creds")]),
+            error_name(&[(
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "http://10.0.0.1/creds"
+            )]),
             "AWS_CONTAINER_CREDENTIALS_FULL_URI"
         );
         assert_eq!(
@@ -1166,7 +1388,10 @@ mod tests {
             "ECR_ASSUME_ROLE_ARN"
         );
         assert_eq!(
-            error_name(&[("ECR_ASSUME_ROLE_ARN", ROLE), ("ECR_ASSUME_ROLE_EXTERNAL_ID", "x")]),
+            error_name(&[
+                ("ECR_ASSUME_ROLE_ARN", ROLE),
+                ("ECR_ASSUME_ROLE_EXTERNAL_ID", "x")
+            ]),
             "ECR_ASSUME_ROLE_EXTERNAL_ID"
         );
         // AWS_ROLE_ARN alone does nothing (it goes with the token file), as in the SDKs.

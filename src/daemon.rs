@@ -1,22 +1,26 @@
 //! The daemon's loop: fetch a token (reusing a cached one while it is good), run a refresh
-//! cycle, decide when the next one is due ([`crate::schedule`]), sleep until then or until a
-//! shutdown request. With `--once`, one cycle and an exit status.
+//! cycle, decide when the next one is due ([`crate::schedule`]), and wait until then or until a
+//! shutdown request. With `ECR_CREATE_MISSING`, the wait is a watch on namespaces, so a new
+//! namespace gets its secret within seconds, with the cached token. With `--once`, one cycle and
+//! an exit status.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
-use crate::aws::{AwsError, CredentialChain, EcrClient};
+use crate::aws::AwsError;
 use crate::config::Config;
-use crate::dockercfg::{RegistryLogin, registry_host};
 use crate::health::{Health, Stage};
+use crate::kube::namespaces::{self, WatchEnd, WatchEvent};
 use crate::kube::{KubeClient, KubeError};
-use crate::refresh::{self, CycleReport, Targets, Token};
+use crate::refresh::{CycleReport, Outcome, Refresher, Targets};
 use crate::schedule::{self, Jitter};
 use crate::shutdown;
+use crate::tokens::TokenCache;
 
-/// A cached token is reused for a retry only while it stays valid this much longer.
-const REUSE_MARGIN: time::Duration = time::Duration::minutes(15);
+/// The longest single watch request; the daemon re-watches from the last resourceVersion.
+const MAX_WATCH: Duration = Duration::from_secs(300);
+
 /// In `--once` mode, how many times an unreachable API server is tried (1+2+4+8 s of waits).
 const ONCE_UNREACHABLE_ATTEMPTS: u32 = 5;
 
@@ -35,29 +39,29 @@ pub enum CycleError {
 pub struct Daemon {
     config: Config,
     kube: KubeClient,
-    ecr: EcrClient,
-    credentials: CredentialChain,
+    tokens: TokenCache,
+    refresher: Refresher,
     jitter: Jitter,
-    token: Option<(Token, OffsetDateTime)>,
     health: Health,
 }
 
 impl Daemon {
     /// A daemon with its clients.
-    pub fn new(
-        config: Config,
-        kube: KubeClient,
-        ecr: EcrClient,
-        credentials: CredentialChain,
-        health: Health,
-    ) -> Daemon {
+    pub fn new(config: Config, kube: KubeClient, tokens: TokenCache, health: Health) -> Daemon {
+        let refresher = Refresher::new(Targets {
+            secret_name: config.secret_name.clone(),
+            selection: config.selection.clone(),
+            namespace_selector: config.namespace_selector.clone(),
+            create_missing: config.create_missing,
+            service_accounts: config.service_accounts.clone(),
+            dry_run: config.flags.dry_run,
+        });
         Daemon {
             config,
             kube,
-            ecr,
-            credentials,
+            tokens,
+            refresher,
             jitter: Jitter::from_clock(),
-            token: None,
             health,
         }
     }
@@ -131,7 +135,13 @@ impl Daemon {
                     self.after_failure(failed_cycles)
                 }
             };
-            if shutdown::sleep(wait) {
+            let watch = self.config.create_missing && failed_cycles == 0 && unreachable == 0;
+            let stopped = if watch {
+                self.watch_for(wait)
+            } else {
+                shutdown::sleep(wait)
+            };
+            if stopped {
                 log::info!("shutting down");
                 return 0;
             }
@@ -160,7 +170,7 @@ impl Daemon {
     }
 
     fn after_success(&mut self) -> Duration {
-        let Some((token, fetched_at)) = &self.token else {
+        let Some((token, fetched_at)) = self.tokens.current() else {
             return self.config.update_interval;
         };
         let (wait, warning) = schedule::after_success(
@@ -177,7 +187,7 @@ impl Daemon {
     }
 
     fn after_failure(&mut self, failed_cycles: u32) -> Duration {
-        let token_left = self.token.as_ref().and_then(|(t, _)| {
+        let token_left = self.tokens.current().and_then(|(t, _)| {
             let left = t.expires_at - OffsetDateTime::now_utc();
             (left > time::Duration::ZERO).then(|| Duration::from_secs_f64(left.as_seconds_f64()))
         });
@@ -191,45 +201,133 @@ impl Daemon {
 
     /// One cycle: a token (new, or the cached one while good), then every target.
     pub fn cycle(&mut self, force_new_token: bool) -> Result<CycleReport, CycleError> {
-        let now = OffsetDateTime::now_utc();
-        let reusable = self
-            .token
-            .as_ref()
-            .is_some_and(|(t, _)| t.expires_at > now + REUSE_MARGIN);
-        if force_new_token || !reusable {
-            let credentials = self.credentials.credentials().map_err(CycleError::Aws)?;
-            let data = self
-                .ecr
-                .get_authorization_token(&credentials)
-                .map_err(CycleError::Aws)?;
-            let token = Token {
-                logins: vec![RegistryLogin {
-                    host: registry_host(&data.proxy_endpoint),
-                    username: data.username,
-                    password: data.password,
-                }],
-                expires_at: data.expires_at,
-            };
-            log::debug!(
-                "ECR token for {} (credentials from {}), expires {}",
-                token.logins[0].host,
-                credentials.source,
-                token.expires_rfc3339()
+        let token = self.tokens.get(force_new_token).map_err(CycleError::Aws)?;
+        self.refresher
+            .run_cycle(&self.kube, token)
+            .map_err(|e| match e {
+                KubeError::Transport { .. } => CycleError::Unreachable(e),
+                other => CycleError::Kube(other),
+            })
+    }
+
+    /// Waits `wait` while watching namespaces: each new target namespace is served at once with
+    /// the cached token. A watch that fails falls back to waiting, and is tried again. Returns
+    /// `true` when a shutdown was requested.
+    fn watch_for(&mut self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        let mut resource_version = self.refresher.resource_version().to_string();
+        let mut failures = 0u32;
+        loop {
+            if shutdown::requested() {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left < Duration::from_secs(1) {
+                return shutdown::sleep(left);
+            }
+            if resource_version.is_empty() {
+                // No list to start from (the last one failed): list now.
+                match namespaces::list_active(&self.kube, self.config.namespace_selector.as_deref())
+                {
+                    Ok(list) => {
+                        resource_version = list.resource_version;
+                        for name in list.names {
+                            serve_new(
+                                &self.kube,
+                                &mut self.refresher,
+                                &mut self.tokens,
+                                &self.health,
+                                &name,
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        let pause = schedule::after_unreachable(failures).min(left);
+                        log::warn!(
+                            "namespace list failed: {e}; trying again in {} s",
+                            pause.as_secs()
+                        );
+                        if shutdown::sleep(pause) {
+                            return true;
+                        }
+                        continue;
+                    }
+                }
+            }
+            let Daemon {
+                config,
+                kube,
+                tokens,
+                refresher,
+                health,
+                ..
+            } = self;
+            // Each event is served as it arrives, while the stream stays open.
+            let result = namespaces::watch(
+                kube,
+                &resource_version,
+                left.min(MAX_WATCH),
+                config.namespace_selector.as_deref(),
+                |event| match event {
+                    WatchEvent::Active(name) => serve_new(kube, refresher, tokens, health, &name),
+                    WatchEvent::Gone(name) => refresher.forget(&name),
+                },
             );
-            self.token = Some((token, now));
+            match result {
+                Ok(WatchEnd::Resume(rv)) => {
+                    failures = 0;
+                    resource_version = rv;
+                }
+                Ok(WatchEnd::Expired) => {
+                    log::info!(
+                        "namespace watch: resourceVersion {resource_version} expired (410); listing again"
+                    );
+                    resource_version.clear();
+                }
+                Err(e) => {
+                    failures += 1;
+                    let pause = schedule::after_unreachable(failures)
+                        .min(deadline.saturating_duration_since(Instant::now()));
+                    log::warn!(
+                        "namespace watch failed: {e}; trying again in {} s",
+                        pause.as_secs()
+                    );
+                    if shutdown::sleep(pause) {
+                        return true;
+                    }
+                }
+            }
         }
-        let Some((token, _)) = &self.token else {
-            unreachable!("a token was just stored or reused");
-        };
-        let targets = Targets {
-            secret_name: self.config.secret_name.clone(),
-            skip_namespaces: self.config.skip_namespaces.clone(),
-            create_missing: self.config.create_missing,
-            dry_run: self.config.flags.dry_run,
-        };
-        refresh::run_cycle(&self.kube, &targets, token).map_err(|e| match e {
-            KubeError::Transport { .. } => CycleError::Unreachable(e),
-            other => CycleError::Kube(other),
-        })
+    }
+}
+
+/// Serves a namespace the last cycle did not know, with the cached token (a new one only if it
+/// expired).
+fn serve_new(
+    kube: &KubeClient,
+    refresher: &mut Refresher,
+    tokens: &mut TokenCache,
+    health: &Health,
+    namespace: &str,
+) {
+    if refresher.is_known(namespace) || !refresher.targets().selection.wants(namespace) {
+        return;
+    }
+    let token = match tokens.get(false) {
+        Ok(token) => token,
+        Err(e) => {
+            log::error!("{namespace}: new namespace, but no token: {e}");
+            health.record_error(Stage::Aws);
+            return;
+        }
+    };
+    let started = Instant::now();
+    let outcome = refresher.serve(kube, token, namespace);
+    if let Outcome::Created | Outcome::Updated | Outcome::Unchanged = outcome {
+        log::info!(
+            "{namespace}: new namespace served in {:.2} s ({outcome:?})",
+            started.elapsed().as_secs_f64()
+        );
     }
 }

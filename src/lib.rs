@@ -32,4 +32,6 @@ pub mod logging;
 pub mod refresh;
 pub mod schedule;
 pub mod secret;
+pub mod select;
 pub mod shutdown;
+pub mod tokens;

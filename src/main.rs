@@ -4,12 +4,13 @@
 
 use std::process::ExitCode;
 
-use ecrupdater::aws::{CredentialChain, EcrClient};
+use ecrupdater::aws::CredentialChain;
 use ecrupdater::config::{self, Command, Config, ConfigError, Env, KubeAccess};
 use ecrupdater::daemon::Daemon;
 use ecrupdater::health::{self, Health};
 use ecrupdater::kube::KubeClient;
 use ecrupdater::logging::{self, LogSettings};
+use ecrupdater::tokens::{TokenCache, TokenSource};
 use ecrupdater::{http, shutdown};
 
 /// Exit status for bad configuration.
@@ -54,12 +55,13 @@ fn main() -> ExitCode {
             return config_error(&ConfigError::new("in-cluster configuration", problem));
         }
     };
-    let ecr = EcrClient::new(
+    let token_source = TokenSource::new(
         http::aws_agent(config.timeouts),
         &config.aws.ecr_endpoint,
         &config.aws.region,
+        config.registries.clone(),
     );
-    let credentials = CredentialChain::new(config.aws.clone());
+    let credentials = CredentialChain::new(config.aws.clone(), http::aws_agent(config.timeouts));
     let health = Health::new();
     if let Some(addr) = &config.health_addr {
         match health::serve(addr, health.clone()) {
@@ -74,7 +76,8 @@ fn main() -> ExitCode {
             }
         }
     }
-    let status = Daemon::new(config, kube, ecr, credentials, health).run();
+    let tokens = TokenCache::new(token_source, credentials);
+    let status = Daemon::new(config, kube, tokens, health).run();
     ExitCode::from(u8::try_from(status).unwrap_or(1))
 }
 
@@ -103,7 +106,7 @@ fn log_start(config: &Config, log_source: &str) {
         config.aws.ecr_endpoint,
         config.update_interval.as_secs(),
         config.create_missing,
-        config.skip_namespaces.join(", "),
+        config.selection.exclude.join(", "),
         if config.flags.once { ", once" } else { "" },
         if config.flags.dry_run {
             ", DRY RUN"

@@ -7,7 +7,9 @@
 //! and the type stay); if it is missing and creation is on, create it with the real credentials;
 //! leave any other type alone with a warning.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -15,7 +17,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::dockercfg::{Format, RegistryLogin};
+use crate::kube::serviceaccounts::{self, SaOutcome};
 use crate::kube::{KubeClient, KubeError, namespaces, secrets};
+use crate::select::Selection;
 
 /// The annotation that tells when the credentials in the secret expire (RFC 3339, UTC).
 pub const EXPIRES_ANNOTATION: &str = "k8s-ecrupdater/token-expires-at";
@@ -43,14 +47,18 @@ impl Token {
 }
 
 /// What to target and how.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Targets {
     /// The secret's name in each namespace.
     pub secret_name: String,
-    /// Namespaces never touched.
-    pub skip_namespaces: Vec<String>,
+    /// Which namespaces (names and globs).
+    pub selection: Selection,
+    /// A label selector the API server applies to the namespace list.
+    pub namespace_selector: Option<String>,
     /// Create the secret where it is missing.
     pub create_missing: bool,
+    /// Service accounts that must list the secret in `imagePullSecrets`.
+    pub service_accounts: Vec<String>,
     /// Log what would be written, write nothing.
     pub dry_run: bool,
 }
@@ -134,184 +142,373 @@ impl fmt::Display for CycleReport {
     }
 }
 
-/// Runs one cycle. Fails as a whole only when the namespaces cannot be listed.
-pub fn run_cycle(
-    client: &KubeClient,
-    targets: &Targets,
-    token: &Token,
-) -> Result<CycleReport, KubeError> {
-    let started = Instant::now();
-    let namespaces = namespaces::list_active(client)?;
-    log::debug!("{} active namespaces", namespaces.len());
-    let mut outcomes = Vec::with_capacity(namespaces.len());
-    for namespace in namespaces {
-        if crate::shutdown::requested() {
-            break;
+/// What a cycle learnt about one namespace's secret, so the next refresh can patch it
+/// straight away (its type cannot change; the uid precondition catches a re-created secret).
+#[derive(Debug, Clone)]
+struct Known {
+    uid: String,
+    format: Format,
+    /// A hash of the payload and expiry last written, to skip a write that would change nothing.
+    written: u64,
+    /// Every configured service account lists the secret.
+    service_accounts_done: bool,
+}
+
+/// Keeps the targets' secrets current, cycle after cycle, remembering what it learnt.
+pub struct Refresher {
+    targets: Targets,
+    known: BTreeMap<String, Known>,
+    resource_version: String,
+}
+
+impl Refresher {
+    /// A refresher for `targets`, knowing nothing yet.
+    pub fn new(targets: Targets) -> Refresher {
+        Refresher {
+            targets,
+            known: BTreeMap::new(),
+            resource_version: String::new(),
         }
-        if targets.skip_namespaces.contains(&namespace) {
-            log::debug!("{namespace}: in ECR_SKIP_NAMESPACES; skipped");
-            continue;
+    }
+
+    /// The settings.
+    pub fn targets(&self) -> &Targets {
+        &self.targets
+    }
+
+    /// The resourceVersion of the last namespace list (where a watch starts).
+    pub fn resource_version(&self) -> &str {
+        &self.resource_version
+    }
+
+    /// Whether `namespace` was served since it was last listed or seen.
+    pub fn is_known(&self, namespace: &str) -> bool {
+        self.known.contains_key(namespace)
+    }
+
+    /// Forgets a namespace (deleted).
+    pub fn forget(&mut self, namespace: &str) {
+        self.known.remove(namespace);
+    }
+
+    /// Runs one cycle over every target namespace. Fails as a whole only when the namespaces
+    /// cannot be listed.
+    pub fn run_cycle(
+        &mut self,
+        client: &KubeClient,
+        token: &Token,
+    ) -> Result<CycleReport, KubeError> {
+        let started = Instant::now();
+        let list = namespaces::list_active(client, self.targets.namespace_selector.as_deref())?;
+        self.resource_version = list.resource_version;
+        log::debug!("{} active namespaces", list.names.len());
+        let listed: BTreeSet<&str> = list.names.iter().map(String::as_str).collect();
+        self.known.retain(|ns, _| listed.contains(ns.as_str()));
+        let mut outcomes = Vec::with_capacity(list.names.len());
+        for namespace in &list.names {
+            if crate::shutdown::requested() {
+                break;
+            }
+            if !self.targets.selection.wants(namespace) {
+                log::trace!("{namespace}: not selected");
+                continue;
+            }
+            let outcome = self.serve(client, token, namespace);
+            outcomes.push((namespace.clone(), outcome));
         }
-        let outcome = serve_namespace(client, targets, token, &namespace);
+        Ok(CycleReport {
+            outcomes,
+            duration: started.elapsed(),
+            token_expires_at: token.expires_at,
+        })
+    }
+
+    /// Brings one namespace's secret (and service accounts) up to date, and logs the outcome.
+    pub fn serve(&mut self, client: &KubeClient, token: &Token, namespace: &str) -> Outcome {
+        let outcome = self.serve_secret(client, token, namespace);
+        let name = &self.targets.secret_name;
         match &outcome {
-            Outcome::Failed(e) => log::error!("{namespace}/{}: {e}", targets.secret_name),
-            Outcome::Skipped(why) => {
-                log::debug!("{namespace}/{}: skipped: {why}", targets.secret_name)
-            }
-            Outcome::Unchanged => {
-                log::debug!("{namespace}/{}: already current", targets.secret_name)
-            }
+            Outcome::Failed(e) => log::error!("{namespace}/{name}: {e}"),
+            Outcome::Skipped(why) => log::debug!("{namespace}/{name}: skipped: {why}"),
+            Outcome::Unchanged => log::debug!("{namespace}/{name}: already current"),
             Outcome::Created | Outcome::Updated => {}
         }
-        outcomes.push((namespace, outcome));
-    }
-    Ok(CycleReport {
-        outcomes,
-        duration: started.elapsed(),
-        token_expires_at: token.expires_at,
-    })
-}
-
-fn serve_namespace(
-    client: &KubeClient,
-    targets: &Targets,
-    token: &Token,
-    namespace: &str,
-) -> Outcome {
-    let name = &targets.secret_name;
-    let existing = match secrets::get(client, namespace, name) {
-        Ok(existing) => existing,
-        Err(e) => return Outcome::Failed(e.to_string()),
-    };
-    match existing {
-        Some(secret) => update(client, targets, token, namespace, &secret),
-        None if !targets.create_missing => {
-            Outcome::Skipped("no such secret (ECR_CREATE_MISSING is off)".into())
+        if matches!(
+            outcome,
+            Outcome::Created | Outcome::Updated | Outcome::Unchanged
+        ) && !self.targets.dry_run
+        {
+            self.serve_service_accounts(client, namespace);
         }
-        None => create(client, targets, token, namespace),
+        outcome
     }
-}
 
-fn create(client: &KubeClient, targets: &Targets, token: &Token, namespace: &str) -> Outcome {
-    let name = &targets.secret_name;
-    let format = Format::DockerConfigJson;
-    if targets.dry_run {
-        log::info!(
-            "{namespace}/{name}: would create ({})",
-            format.secret_type()
+    fn serve_secret(&mut self, client: &KubeClient, token: &Token, namespace: &str) -> Outcome {
+        if let Some(known) = self.known.get(namespace).cloned() {
+            return self.patch_known(client, token, namespace, &known);
+        }
+        let name = &self.targets.secret_name;
+        let existing = match secrets::get(client, namespace, name) {
+            Ok(existing) => existing,
+            Err(e) => return Outcome::Failed(e.to_string()),
+        };
+        match existing {
+            Some(secret) => self.update(client, token, namespace, &secret, true),
+            None if !self.targets.create_missing => {
+                Outcome::Skipped("no such secret (ECR_CREATE_MISSING is off)".into())
+            }
+            None => self.create(client, token, namespace),
+        }
+    }
+
+    /// A secret whose uid and type are known: one merge patch, no read.
+    fn patch_known(
+        &mut self,
+        client: &KubeClient,
+        token: &Token,
+        namespace: &str,
+        known: &Known,
+    ) -> Outcome {
+        let name = self.targets.secret_name.clone();
+        let payload = known.format.payload_base64(&token.logins);
+        let expiry = token.expires_rfc3339();
+        let written = fingerprint(&payload, &expiry);
+        if written == known.written {
+            return Outcome::Unchanged;
+        }
+        if self.targets.dry_run {
+            log::info!(
+                "{namespace}/{name}: would update ({})",
+                known.format.secret_type()
+            );
+            return Outcome::Updated;
+        }
+        let patch = payload_patch(known.format, &payload, &expiry, Some(&known.uid));
+        match secrets::merge_patch(client, namespace, &name, &patch) {
+            Ok(_) => {
+                log::debug!(
+                    "{namespace}/{name}: updated ({})",
+                    known.format.secret_type()
+                );
+                if let Some(k) = self.known.get_mut(namespace) {
+                    k.written = written;
+                }
+                Outcome::Updated
+            }
+            Err(e) if e.is_conflict() => {
+                // Deleted and re-created (another uid), or changed: read it and start over.
+                log::info!(
+                    "{namespace}/{name}: changed since the last refresh ({e}); reading it again"
+                );
+                self.known.remove(namespace);
+                self.serve_secret(client, token, namespace)
+            }
+            Err(e) if e.is_not_found() => {
+                self.known.remove(namespace);
+                if self.targets.create_missing {
+                    log::info!(
+                        "{namespace}/{name}: deleted since the last refresh; creating it again"
+                    );
+                    self.create(client, token, namespace)
+                } else {
+                    Outcome::Skipped("deleted meanwhile".into())
+                }
+            }
+            Err(e) => Outcome::Failed(e.to_string()),
+        }
+    }
+
+    fn create(&mut self, client: &KubeClient, token: &Token, namespace: &str) -> Outcome {
+        let name = self.targets.secret_name.clone();
+        let format = Format::DockerConfigJson;
+        if self.targets.dry_run {
+            log::info!(
+                "{namespace}/{name}: would create ({})",
+                format.secret_type()
+            );
+            return Outcome::Created;
+        }
+        let payload = format.payload_base64(&token.logins);
+        let expiry = token.expires_rfc3339();
+        let body = json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": { MANAGED_BY_LABEL: MANAGED_BY_VALUE },
+                "annotations": { EXPIRES_ANNOTATION: expiry },
+            },
+            "type": format.secret_type(),
+            "data": { format.data_key(): payload },
+        });
+        match secrets::create(client, namespace, &body) {
+            Ok(created) => {
+                log::info!("{namespace}/{name}: created");
+                self.remember(namespace, &created, format, fingerprint(&payload, &expiry));
+                Outcome::Created
+            }
+            Err(e) if e.is_namespace_terminating() => {
+                log::debug!("{namespace}: being deleted; not creating {name}");
+                Outcome::Skipped("namespace is terminating".into())
+            }
+            Err(e) if e.is_not_found() => Outcome::Skipped("namespace no longer exists".into()),
+            Err(e) if e.is_already_exists() => {
+                log::info!("{namespace}/{name}: created by someone else meanwhile; updating it");
+                match secrets::get(client, namespace, &name) {
+                    Ok(Some(secret)) => self.update(client, token, namespace, &secret, true),
+                    Ok(None) => Outcome::Failed(
+                        "the secret exists and then does not: giving up for this cycle".into(),
+                    ),
+                    Err(e) => Outcome::Failed(e.to_string()),
+                }
+            }
+            Err(e) => Outcome::Failed(e.to_string()),
+        }
+    }
+
+    /// Replaces the payload of a secret just read. On a 409 (someone changed or re-created it
+    /// meanwhile) the secret is read again and, when `retry` is set, patched once more.
+    fn update(
+        &mut self,
+        client: &KubeClient,
+        token: &Token,
+        namespace: &str,
+        secret: &Value,
+        retry: bool,
+    ) -> Outcome {
+        let name = self.targets.secret_name.clone();
+        let secret_type = secret
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("Opaque");
+        let Some(format) = Format::for_type(secret_type) else {
+            log::warn!(
+                "{namespace}/{name} has type {secret_type}, not a pull-secret type; left untouched"
+            );
+            return Outcome::Skipped(format!("type {secret_type}"));
+        };
+        if secret.get("immutable").and_then(Value::as_bool) == Some(true) {
+            log::warn!("{namespace}/{name} is immutable; left untouched");
+            return Outcome::Skipped("immutable".into());
+        }
+        let payload = format.payload_base64(&token.logins);
+        let expiry = token.expires_rfc3339();
+        let written = fingerprint(&payload, &expiry);
+        let current_payload = secret
+            .pointer(&format!("/data/{}", format.data_key()))
+            .and_then(Value::as_str);
+        let current_expiry = secret
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(EXPIRES_ANNOTATION))
+            .and_then(Value::as_str);
+        if current_payload == Some(payload.as_str()) && current_expiry == Some(expiry.as_str()) {
+            if !self.targets.dry_run {
+                self.remember(namespace, secret, format, written);
+            }
+            return Outcome::Unchanged;
+        }
+        if self.targets.dry_run {
+            log::info!("{namespace}/{name}: would update ({secret_type})");
+            return Outcome::Updated;
+        }
+        let uid = secret.pointer("/metadata/uid").and_then(Value::as_str);
+        let patch = payload_patch(format, &payload, &expiry, uid);
+        match secrets::merge_patch(client, namespace, &name, &patch) {
+            Ok(patched) => {
+                log::info!("{namespace}/{name}: updated ({secret_type})");
+                self.remember(namespace, &patched, format, written);
+                Outcome::Updated
+            }
+            Err(e) if e.is_conflict() && retry => {
+                log::info!("{namespace}/{name}: changed meanwhile ({e}); reading it again");
+                match secrets::get(client, namespace, &name) {
+                    Ok(Some(fresh)) => self.update(client, token, namespace, &fresh, false),
+                    Ok(None) if self.targets.create_missing => {
+                        self.create(client, token, namespace)
+                    }
+                    Ok(None) => Outcome::Skipped("deleted meanwhile".into()),
+                    Err(e) => Outcome::Failed(e.to_string()),
+                }
+            }
+            Err(e) if e.is_not_found() => Outcome::Skipped("deleted meanwhile".into()),
+            Err(e) => Outcome::Failed(e.to_string()),
+        }
+    }
+
+    fn remember(&mut self, namespace: &str, secret: &Value, format: Format, written: u64) {
+        let Some(uid) = secret.pointer("/metadata/uid").and_then(Value::as_str) else {
+            return;
+        };
+        let service_accounts_done = self
+            .known
+            .get(namespace)
+            .is_some_and(|k| k.uid == uid && k.service_accounts_done);
+        self.known.insert(
+            namespace.to_string(),
+            Known {
+                uid: uid.to_string(),
+                format,
+                written,
+                service_accounts_done,
+            },
         );
-        return Outcome::Created;
     }
-    let body = json!({
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": { MANAGED_BY_LABEL: MANAGED_BY_VALUE },
-            "annotations": { EXPIRES_ANNOTATION: token.expires_rfc3339() },
-        },
-        "type": format.secret_type(),
-        "data": { format.data_key(): format.payload_base64(&token.logins) },
-    });
-    match secrets::create(client, namespace, &body) {
-        Ok(_) => {
-            log::info!("{namespace}/{name}: created");
-            Outcome::Created
+
+    /// Makes every configured service account list the secret, once per namespace (again when
+    /// one was missing, as `default` is for a moment in a brand-new namespace).
+    fn serve_service_accounts(&mut self, client: &KubeClient, namespace: &str) {
+        if self.targets.service_accounts.is_empty()
+            || self
+                .known
+                .get(namespace)
+                .is_some_and(|k| k.service_accounts_done)
+        {
+            return;
         }
-        Err(e) if e.is_namespace_terminating() => {
-            log::debug!("{namespace}: being deleted; not creating {name}");
-            Outcome::Skipped("namespace is terminating".into())
-        }
-        Err(e) if e.is_not_found() => Outcome::Skipped("namespace no longer exists".into()),
-        Err(e) if e.is_already_exists() => {
-            log::info!("{namespace}/{name}: created by someone else meanwhile; updating it");
-            match secrets::get(client, namespace, name) {
-                Ok(Some(secret)) => update(client, targets, token, namespace, &secret),
-                Ok(None) => Outcome::Failed(
-                    "secret exists and then does not: giving up for this cycle".into(),
-                ),
-                Err(e) => Outcome::Failed(e.to_string()),
+        let name = &self.targets.secret_name;
+        let mut all_done = true;
+        for sa in &self.targets.service_accounts {
+            match serviceaccounts::ensure_pull_secret(client, namespace, sa, name) {
+                Ok(SaOutcome::Added) => {
+                    log::info!("{namespace}/{sa}: service account now lists {name}")
+                }
+                Ok(SaOutcome::AlreadyListed) => {
+                    log::trace!("{namespace}/{sa}: already lists {name}")
+                }
+                Ok(SaOutcome::Missing) => {
+                    log::debug!("{namespace}/{sa}: no such service account; left alone");
+                    all_done = false;
+                }
+                Err(e) => {
+                    log::error!("{namespace}/{sa}: {e}");
+                    all_done = false;
+                }
             }
         }
-        Err(e) => Outcome::Failed(e.to_string()),
+        if let Some(k) = self.known.get_mut(namespace) {
+            k.service_accounts_done = all_done;
+        }
     }
 }
 
-fn update(
-    client: &KubeClient,
-    targets: &Targets,
-    token: &Token,
-    namespace: &str,
-    secret: &Value,
-) -> Outcome {
-    update_once(client, targets, token, namespace, secret, true)
-}
-
-/// Replaces the payload of an existing secret. On a 409 (someone changed or re-created it
-/// meanwhile) the secret is read again and, when `retry` is set, patched once more.
-fn update_once(
-    client: &KubeClient,
-    targets: &Targets,
-    token: &Token,
-    namespace: &str,
-    secret: &Value,
-    retry: bool,
-) -> Outcome {
-    let name = &targets.secret_name;
-    let secret_type = secret
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("Opaque");
-    let Some(format) = Format::for_type(secret_type) else {
-        log::warn!(
-            "{namespace}/{name} has type {secret_type}, not a pull-secret type; left untouched"
-        );
-        return Outcome::Skipped(format!("type {secret_type}"));
-    };
-    if secret.get("immutable").and_then(Value::as_bool) == Some(true) {
-        log::warn!("{namespace}/{name} is immutable; left untouched");
-        return Outcome::Skipped("immutable".into());
-    }
-    let payload = format.payload_base64(&token.logins);
-    let expiry = token.expires_rfc3339();
-    let current_payload = secret
-        .pointer(&format!("/data/{}", format.data_key()))
-        .and_then(Value::as_str);
-    let current_expiry = secret
-        .pointer("/metadata/annotations")
-        .and_then(|a| a.get(EXPIRES_ANNOTATION))
-        .and_then(Value::as_str);
-    if current_payload == Some(payload.as_str()) && current_expiry == Some(expiry.as_str()) {
-        return Outcome::Unchanged;
-    }
-    if targets.dry_run {
-        log::info!("{namespace}/{name}: would update ({secret_type})");
-        return Outcome::Updated;
-    }
-    // The uid precondition makes a deleted and re-created secret a 409 instead of a blind write.
+/// The merge patch that replaces a payload and the expiry annotation; with `uid`, the patch only
+/// applies to that very object (a re-created secret gives 409).
+fn payload_patch(format: Format, payload: &str, expiry: &str, uid: Option<&str>) -> Value {
     let mut patch = json!({
         "metadata": { "annotations": { EXPIRES_ANNOTATION: expiry } },
         "data": { format.data_key(): payload },
     });
-    if let Some(uid) = secret.pointer("/metadata/uid").and_then(Value::as_str) {
+    if let Some(uid) = uid {
         patch["metadata"]["uid"] = Value::String(uid.to_string());
     }
-    match secrets::merge_patch(client, namespace, name, &patch) {
-        Ok(_) => {
-            log::info!("{namespace}/{name}: updated ({secret_type})");
-            Outcome::Updated
-        }
-        Err(e) if e.is_conflict() && retry => {
-            log::info!("{namespace}/{name}: changed meanwhile ({e}); reading it again");
-            match secrets::get(client, namespace, name) {
-                Ok(Some(fresh)) => update_once(client, targets, token, namespace, &fresh, false),
-                Ok(None) if targets.create_missing => create(client, targets, token, namespace),
-                Ok(None) => Outcome::Skipped("deleted meanwhile".into()),
-                Err(e) => Outcome::Failed(e.to_string()),
-            }
-        }
-        Err(e) if e.is_not_found() => Outcome::Skipped("deleted meanwhile".into()),
-        Err(e) => Outcome::Failed(e.to_string()),
-    }
+    patch
+}
+
+/// A hash of what a write would put in the secret.
+fn fingerprint(payload: &str, expiry: &str) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    payload.hash(&mut hasher);
+    expiry.hash(&mut hasher);
+    hasher.finish()
 }

@@ -552,11 +552,13 @@ fn json_log_config_gives_one_json_object_per_line() {
     }
 }
 
-#[test]
-fn sigterm_while_sleeping_exits_0_promptly() {
-    let p = peers(&["a"]);
+/// Starts the daemon (no --once), waits for its first cycle, sends SIGTERM; returns the exit
+/// status, the time from signal to exit, and the log.
+fn sigterm_after_first_cycle(p: &Peers, extra: &[(&str, &str)]) -> (i32, Duration, String) {
     let mut env = p.env();
-    env.push(("ECR_CREATE_MISSING".into(), "true".into()));
+    for (k, v) in extra {
+        env.push((k.to_string(), v.to_string()));
+    }
     let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let log_dir = temp_dir("sigterm");
     let log_path = log_dir.join("stderr.log");
@@ -573,14 +575,38 @@ fn sigterm_while_sleeping_exits_0_promptly() {
         assert!(Instant::now() < deadline, "no cycle finished");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Let it settle into its wait (a sleep, or a watch request).
+    std::thread::sleep(Duration::from_millis(200));
     let sent = Instant::now();
     sigterm(&child);
     let status = wait_with_limit(&mut child, Duration::from_secs(10));
     let took = sent.elapsed();
-    assert_eq!(status, 0);
-    // Generous bound for a loaded CI machine; the design target (1 s) is measured in bench.
-    assert!(took < Duration::from_secs(5), "took {took:?}");
     let log = std::fs::read_to_string(&log_path).expect("log");
-    assert!(log.contains("shutting down"), "{log}");
     assert_no_credentials(&log, &[PASSWORD, SECRET_KEY]);
+    (status, took, log)
+}
+
+#[test]
+fn sigterm_while_sleeping_exits_0_promptly() {
+    let p = peers(&["a"]);
+    p.kube.put_secret(
+        "a",
+        json!({"metadata": {"name": SECRET}, "type": "kubernetes.io/dockerconfigjson",
+               "data": {".dockerconfigjson": b64(r#"{"auths":{}}"#)}}),
+    );
+    let (status, took, log) = sigterm_after_first_cycle(&p, &[]);
+    assert_eq!(status, 0);
+    // Generous bound for a loaded CI machine; the design target (1 s) is what the code does:
+    // it sleeps in 100 ms slices.
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(log.contains("shutting down"), "{log}");
+}
+
+#[test]
+fn sigterm_while_watching_exits_0_promptly() {
+    let p = peers(&["a"]);
+    let (status, took, _log) = sigterm_after_first_cycle(&p, &[("ECR_CREATE_MISSING", "true")]);
+    assert_eq!(status, 0, "a signal during the watch request ends the process at once, cleanly");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(p.kube.requests().iter().any(|r| r.query.contains("watch=true")), "it was watching");
 }

@@ -14,9 +14,44 @@ use super::error::{AwsError, AwsErrorKind};
 use super::sign::{Unsigned, signature_headers};
 use crate::secret::Sensitive;
 
-const OPERATION: &str = "ECR GetAuthorizationToken";
-const TARGET: &str = "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken";
+/// Which ECR API a client talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// Private registries (`<account>.dkr.ecr.<region>.amazonaws.com`): SigV4 service `ecr`.
+    Private,
+    /// ECR Public (`public.ecr.aws`): SigV4 service `ecr-public`, region us-east-1.
+    Public,
+}
+
+impl Api {
+    fn operation(self) -> &'static str {
+        match self {
+            Api::Private => "ECR GetAuthorizationToken",
+            Api::Public => "ECR Public GetAuthorizationToken",
+        }
+    }
+
+    fn target(self) -> &'static str {
+        match self {
+            Api::Private => "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken",
+            Api::Public => "SpencerFrontendService.GetAuthorizationToken",
+        }
+    }
+
+    fn service(self) -> &'static str {
+        match self {
+            Api::Private => "ecr",
+            Api::Public => "ecr-public",
+        }
+    }
+}
+
 const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+/// Attempts of one call when the failure is a 5xx or no answer (throttling waits for the
+/// daemon's backoff instead: hammering a throttled API makes it worse).
+const MAX_ATTEMPTS: u32 = 3;
+/// The first pause between attempts; it doubles.
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// What a registry login needs, from one `authorizationData` entry.
 #[derive(Debug, Clone)]
@@ -25,37 +60,67 @@ pub struct AuthorizationData {
     pub username: String,
     /// The password (the part after the first colon of the decoded token).
     pub password: Sensitive,
-    /// The registry URL, e.g. `https://123456789012.dkr.ecr.eu-west-1.amazonaws.com`.
+    /// The registry URL, e.g. `https://123456789012.dkr.ecr.eu-west-1.amazonaws.com`
+    /// (`https://public.ecr.aws` for ECR Public, whose answer has none).
     pub proxy_endpoint: String,
     /// When the token expires.
     pub expires_at: OffsetDateTime,
 }
 
-/// A client for one region's ECR endpoint.
+/// A client for one region's ECR (or ECR Public) endpoint.
 pub struct EcrClient {
     agent: Agent,
     endpoint: String,
     region: String,
+    api: Api,
 }
 
 impl EcrClient {
-    /// A client for `endpoint` (without trailing slash) signing for `region`.
+    /// A client for the private-registry API at `endpoint` (without trailing slash), signing
+    /// for `region`.
     pub fn new(agent: Agent, endpoint: &str, region: &str) -> Self {
+        Self::for_api(agent, endpoint, region, Api::Private)
+    }
+
+    /// A client for either API.
+    pub fn for_api(agent: Agent, endpoint: &str, region: &str, api: Api) -> Self {
         EcrClient {
             agent,
             endpoint: endpoint.trim_end_matches('/').to_string(),
             region: region.to_string(),
+            api,
         }
     }
 
-    /// Calls GetAuthorizationToken once.
+    /// Calls GetAuthorizationToken, retrying a 5xx or a lost connection a bounded number of times.
     pub fn get_authorization_token(
         &self,
         credentials: &Credentials,
     ) -> Result<AuthorizationData, AwsError> {
+        let mut attempt = 1;
+        loop {
+            match self.call_once(credentials) {
+                Err(e) if attempt < MAX_ATTEMPTS && is_retryable(&e) => {
+                    let pause = RETRY_PAUSE * 2u32.pow(attempt - 1);
+                    log::debug!("{e}; retrying in {:.1} s", pause.as_secs_f64());
+                    if crate::shutdown::sleep(pause) {
+                        return Err(e);
+                    }
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn call_once(&self, credentials: &Credentials) -> Result<AuthorizationData, AwsError> {
+        let operation = self.api.operation();
         let url = format!("{}/", self.endpoint);
         let body = b"{}";
-        let headers = [("content-type", CONTENT_TYPE), ("x-amz-target", TARGET)];
+        let headers = [
+            ("content-type", CONTENT_TYPE),
+            ("x-amz-target", self.api.target()),
+        ];
         let signed = signature_headers(
             &Unsigned {
                 method: "POST",
@@ -65,10 +130,10 @@ impl EcrClient {
             },
             credentials,
             &self.region,
-            "ecr",
+            self.api.service(),
             SystemTime::now(),
         )
-        .map_err(|e| AwsError::new(OPERATION, AwsErrorKind::Credentials(e)))?;
+        .map_err(|e| AwsError::new(operation, AwsErrorKind::Credentials(e)))?;
 
         let mut request = self.agent.post(&url);
         for (name, value) in headers.iter() {
@@ -78,11 +143,13 @@ impl EcrClient {
             request = request.header(name.as_str(), value.as_str());
         }
         log::trace!(
-            "POST {url} ({TARGET}) with key id {}",
+            "POST {url} ({}) for {} with key id {}",
+            self.api.target(),
+            self.region,
             credentials.access_key_id
         );
         let response = crate::shutdown::abortable(|| request.send(&body[..]))
-            .map_err(|e| AwsError::new(OPERATION, AwsErrorKind::Transport(e.to_string())))?;
+            .map_err(|e| AwsError::new(operation, AwsErrorKind::Transport(e.to_string())))?;
         let status = response.status().as_u16();
         let error_type = response
             .headers()
@@ -94,27 +161,38 @@ impl EcrClient {
             .with_config()
             .limit(1024 * 1024)
             .read_to_string()
-            .map_err(|e| AwsError::new(OPERATION, AwsErrorKind::Transport(e.to_string())))?;
+            .map_err(|e| AwsError::new(operation, AwsErrorKind::Transport(e.to_string())))?;
         if !(200..300).contains(&status) {
             return Err(AwsError::from_response(
-                OPERATION,
+                operation,
                 status,
                 error_type.as_deref(),
                 &text,
             ));
         }
-        parse_response(&text).map_err(|e| AwsError::new(OPERATION, AwsErrorKind::Decode(e)))
+        parse_response(&text).map_err(|e| AwsError::new(operation, AwsErrorKind::Decode(e)))
+    }
+}
+
+/// A 5xx or no answer: worth another immediate try. Throttling is not (the daemon backs off).
+fn is_retryable(e: &AwsError) -> bool {
+    match &e.kind {
+        AwsErrorKind::Transport(_) => true,
+        AwsErrorKind::Service { status, .. } => *status >= 500,
+        _ => false,
     }
 }
 
 /// Reads the first `authorizationData` entry of a GetAuthorizationToken answer.
 pub fn parse_response(text: &str) -> Result<AuthorizationData, String> {
     let v: Value = serde_json::from_str(text).map_err(|e| format!("body is not JSON: {e}"))?;
-    let data = v
-        .get("authorizationData")
-        .and_then(Value::as_array)
-        .and_then(|a| a.first())
-        .ok_or("no authorizationData in the answer")?;
+    // Private ECR answers a list; ECR Public a single object.
+    let data = match v.get("authorizationData") {
+        Some(Value::Array(list)) => list.first(),
+        Some(object @ Value::Object(_)) => Some(object),
+        _ => None,
+    }
+    .ok_or("no authorizationData in the answer")?;
     let token = data
         .get("authorizationToken")
         .and_then(Value::as_str)
@@ -136,7 +214,7 @@ pub fn parse_response(text: &str) -> Result<AuthorizationData, String> {
         .get("proxyEndpoint")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
-        .ok_or("authorizationData has no proxyEndpoint")?
+        .unwrap_or("https://public.ecr.aws")
         .to_string();
     let expires_at = data
         .get("expiresAt")
@@ -180,6 +258,17 @@ mod tests {
         let long = "x".repeat(5000);
         let d = parse_response(&answer(&format!("AWS:{long}"))).expect("parsed");
         assert_eq!(d.password.expose().len(), 5000);
+    }
+
+    #[test]
+    fn ecr_public_answers_one_object_without_endpoint() {
+        let text = format!(
+            r#"{{"authorizationData":{{"authorizationToken":"{}","expiresAt":1.7e9}}}}"#,
+            STANDARD.encode("AWS:public-password")
+        );
+        let d = parse_response(&text).expect("parsed");
+        assert_eq!(d.password.expose(), "public-password");
+        assert_eq!(d.proxy_endpoint, "https://public.ecr.aws");
     }
 
     #[test]

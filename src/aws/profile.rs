@@ -30,7 +30,10 @@ pub struct ProfileSet {
 impl ProfileSet {
     /// Reads whichever of the two files exists. A missing file is not an error; an unreadable
     /// one is.
-    pub fn load(credentials_file: Option<&Path>, config_file: Option<&Path>) -> Result<Self, String> {
+    pub fn load(
+        credentials_file: Option<&Path>,
+        config_file: Option<&Path>,
+    ) -> Result<Self, String> {
         let mut set = ProfileSet::default();
         let read = |path: &Path| -> Result<Option<String>, String> {
             match std::fs::read_to_string(path) {
@@ -262,7 +265,12 @@ pub fn resolve(set: &ProfileSet, name: &str) -> Result<Resolution, String> {
                 set.describe_files()
             ));
         };
-        let get = |key: &str| profile.get(key).map(String::as_str).filter(|v| !v.is_empty());
+        let get = |key: &str| {
+            profile
+                .get(key)
+                .map(String::as_str)
+                .filter(|v| !v.is_empty())
+        };
         let chained = !visited.is_empty();
         // Further down a chain, a profile with keys ends it (even if it has a role_arn too).
         if chained && let Some(base) = static_keys(&current, profile)? {
@@ -315,10 +323,7 @@ pub fn resolve(set: &ProfileSet, name: &str) -> Result<Resolution, String> {
                         let mut path = visited.clone();
                         path.push(current.clone());
                         path.push(source.to_string());
-                        return Err(format!(
-                            "source_profile loop: {}",
-                            path.join(" -> ")
-                        ));
+                        return Err(format!("source_profile loop: {}", path.join(" -> ")));
                     }
                     visited.push(current.clone());
                     current = source.to_string();
@@ -341,8 +346,16 @@ pub fn resolve(set: &ProfileSet, name: &str) -> Result<Resolution, String> {
 
 /// The base credentials a profile holds by itself, in the SDKs' order: web identity, then the
 /// kinds this daemon refuses (SSO, `credential_process`), then static keys.
-fn base_credentials(name: &str, profile: &BTreeMap<String, String>) -> Result<Option<Base>, String> {
-    let get = |key: &str| profile.get(key).map(String::as_str).filter(|v| !v.is_empty());
+fn base_credentials(
+    name: &str,
+    profile: &BTreeMap<String, String>,
+) -> Result<Option<Base>, String> {
+    let get = |key: &str| {
+        profile
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    };
     if let Some(file) = get("web_identity_token_file") {
         let role_arn = get("role_arn").ok_or_else(|| {
             format!("profile `{name}` has web_identity_token_file but no role_arn")
@@ -354,7 +367,10 @@ fn base_credentials(name: &str, profile: &BTreeMap<String, String>) -> Result<Op
             session_name: get("role_session_name").map(str::to_string),
         }));
     }
-    if get("sso_session").is_some() || get("sso_start_url").is_some() || get("sso_account_id").is_some() {
+    if get("sso_session").is_some()
+        || get("sso_start_url").is_some()
+        || get("sso_account_id").is_some()
+    {
         return Err(format!(
             "profile `{name}` uses AWS IAM Identity Center (sso_*), which needs an interactive \
              login this daemon cannot do; use a role (web identity, Pod Identity) or static keys"
@@ -372,7 +388,12 @@ fn base_credentials(name: &str, profile: &BTreeMap<String, String>) -> Result<Op
 
 /// `aws_access_key_id` + `aws_secret_access_key` (+ `aws_session_token`); half a pair is an error.
 fn static_keys(name: &str, profile: &BTreeMap<String, String>) -> Result<Option<Base>, String> {
-    let get = |key: &str| profile.get(key).map(String::as_str).filter(|v| !v.is_empty());
+    let get = |key: &str| {
+        profile
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    };
     match (get("aws_access_key_id"), get("aws_secret_access_key")) {
         (Some(id), Some(secret)) => Ok(Some(Base::Static {
             profile: name.to_string(),
@@ -545,7 +566,10 @@ aws_secret_access_key = ignored-secret-00001
                 ..
             } => {
                 assert_eq!(profile, "base");
-                assert_eq!(access_key_id, "AKIABASE", "property names are case-insensitive");
+                assert_eq!(
+                    access_key_id, "AKIABASE",
+                    "property names are case-insensitive"
+                );
                 assert_eq!(
                     session_token.as_ref().map(Sensitive::expose),
                     Some("base-session-token-0001")
@@ -564,10 +588,17 @@ aws_secret_access_key = ignored-secret-00001
     fn other_bases() {
         let p = plan("self");
         assert_eq!(p.roles.len(), 1);
-        assert!(matches!(p.base, Base::Static { ref access_key_id, .. } if access_key_id == "AKIASELF"));
+        assert!(
+            matches!(p.base, Base::Static { ref access_key_id, .. } if access_key_id == "AKIASELF")
+        );
         let p = plan("irsa");
-        assert!(p.roles.is_empty(), "a web identity profile is a base, not a role");
-        assert!(matches!(p.base, Base::WebIdentity { ref token_file, .. } if token_file == Path::new("/var/run/token")));
+        assert!(
+            p.roles.is_empty(),
+            "a web identity profile is a base, not a role"
+        );
+        assert!(
+            matches!(p.base, Base::WebIdentity { ref token_file, .. } if token_file == Path::new("/var/run/token"))
+        );
         assert!(matches!(plan("from-env").base, Base::Environment));
         assert!(matches!(plan("from-imds").base, Base::InstanceMetadata));
     }
@@ -578,14 +609,20 @@ aws_secret_access_key = ignored-secret-00001
             resolve(&set(), "region-only"),
             Ok(Resolution::NoCredentials)
         ));
-        assert!(!set().contains("notaprofile"), "config sections need `profile `");
+        assert!(
+            !set().contains("notaprofile"),
+            "config sections need `profile `"
+        );
         assert!(!set().contains("corp"));
     }
 
     #[test]
     fn misconfigurations_are_explained() {
         let e = error("process");
-        assert!(e.contains("credential_process") && e.contains("scratch image"), "{e}");
+        assert!(
+            e.contains("credential_process") && e.contains("scratch image"),
+            "{e}"
+        );
         assert!(error("sso").contains("IAM Identity Center"));
         assert!(error("loop-a").contains("loop: loop-a -> loop-b -> loop-a"));
         assert!(error("dangling").contains("profile `nowhere` (the source_profile of `dangling`)"));
@@ -598,9 +635,6 @@ aws_secret_access_key = ignored-secret-00001
     #[test]
     fn secret_values_are_masked_in_logs() {
         let _ = set();
-        assert_eq!(
-            crate::secret::scrub("a base-secret-key-00001 b"),
-            "a *** b"
-        );
+        assert_eq!(crate::secret::scrub("a base-secret-key-00001 b"), "a *** b");
     }
 }

@@ -218,7 +218,7 @@ mod tests {
         );
         assert_eq!(
             c.expires_at.map(OffsetDateTime::unix_timestamp),
-            Some(1_796_049_304)
+            Some(1_795_962_904)
         );
         assert_eq!(c.source, "web identity");
         assert!(!format!("{c:?}").contains("qqXh2RNj8KM4"));
@@ -236,7 +236,9 @@ mod tests {
                 .expect_err("none")
                 .contains("<Credentials>")
         );
-        let no_token = MOTO_ANSWER.replace("<SessionToken>", "<X>").replace("</SessionToken>", "</X>");
+        let no_token = MOTO_ANSWER
+            .replace("<SessionToken>", "<X>")
+            .replace("</SessionToken>", "</X>");
         assert!(
             parse_credentials(&no_token, "x")
                 .expect_err("no token")

@@ -15,9 +15,7 @@ pub fn element<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
             continue;
         };
         // The name must end here: `<Credentials>` is not `<CredentialsX>`.
-        let Some(next) = after_name.chars().next() else {
-            return None;
-        };
+        let next = after_name.chars().next()?;
         if !(next == '>' || next == '/' || next.is_ascii_whitespace()) {
             continue;
         }
@@ -105,7 +103,10 @@ mod tests {
             text(ANSWER, "Expiration").as_deref(),
             Some("2026-11-29T14:35:04.328361Z")
         );
-        assert!(element(ANSWER, "AssumeRoleResponse").is_some(), "attributes");
+        assert!(
+            element(ANSWER, "AssumeRoleResponse").is_some(),
+            "attributes"
+        );
     }
 
     #[test]
@@ -122,7 +123,10 @@ mod tests {
 
     #[test]
     fn malformed_references_are_kept() {
-        assert_eq!(decode_entities("a & b &bogus; &#xZZ; &"), "a & b &bogus; &#xZZ; &");
+        assert_eq!(
+            decode_entities("a & b &bogus; &#xZZ; &"),
+            "a & b &bogus; &#xZZ; &"
+        );
         assert_eq!(decode_entities("&lt;&gt;&quot;&apos;"), "<>\"'");
         assert_eq!(decode_entities("&amp;lt;"), "&lt;");
     }

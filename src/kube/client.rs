@@ -5,6 +5,8 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::io::BufReader;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -24,6 +26,8 @@ const MAX_ATTEMPTS: u32 = 3;
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(32);
 /// Largest answer read (a page of 500 namespaces is far below this).
 const MAX_BODY: u64 = 64 * 1024 * 1024;
+/// Longest line of a watch stream (one event).
+const MAX_LINE: usize = 4 * 1024 * 1024;
 
 /// The service-account token file and the last value read from it.
 struct TokenFile {
@@ -189,7 +193,8 @@ impl KubeClient {
         }
     }
 
-    fn send_once(
+    /// The request with its headers (and the bearer token in-cluster).
+    fn build(
         &self,
         method: &Method,
         path: &str,
@@ -197,7 +202,7 @@ impl KubeClient {
         body: &[u8],
         force_token: bool,
         label: &str,
-    ) -> Result<Value, KubeError> {
+    ) -> Result<Request<Vec<u8>>, KubeError> {
         let url = format!("{}{}", self.base, path);
         let mut builder = Request::builder()
             .method(method.clone())
@@ -210,11 +215,18 @@ impl KubeClient {
             let token = token_file.read(force_token)?;
             builder = builder.header("authorization", format!("Bearer {}", token.expose()));
         }
-        let request = builder.body(body.to_vec()).map_err(|e| KubeError::Decode {
+        builder.body(body.to_vec()).map_err(|e| KubeError::Decode {
             request: label.to_string(),
             message: format!("cannot build the request: {e}"),
-        })?;
-        log::trace!("{label} ({} bytes)", body.len());
+        })
+    }
+
+    /// Sends a request; counts the answer's status; turns a failure into a [`KubeError`].
+    fn send(
+        &self,
+        request: Request<Vec<u8>>,
+        label: &str,
+    ) -> Result<ureq::http::Response<ureq::Body>, KubeError> {
         let response = crate::shutdown::abortable(|| self.agent.run(request));
         let response = match response {
             Ok(r) => r,
@@ -231,36 +243,112 @@ impl KubeClient {
         };
         let code = response.status().as_u16();
         *self.requests_by_code.borrow_mut().entry(code).or_default() += 1;
+        if (200..300).contains(&code) {
+            return Ok(response);
+        }
         let retry_after = response
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let text = crate::shutdown::abortable(|| {
-            response
-                .into_body()
-                .with_config()
-                .limit(MAX_BODY)
-                .read_to_string()
-        })
-        .map_err(|e| KubeError::Transport {
-            request: label.to_string(),
-            message: format!("reading the answer: {e}"),
-        })?;
+        let text = read_text(response, label)?;
         log::trace!("{label} -> {code} ({} bytes)", text.len());
-        if !(200..300).contains(&code) {
-            return Err(KubeError::from_response(
-                label.to_string(),
-                code,
-                retry_after.as_deref(),
-                &text,
-            ));
-        }
+        Err(KubeError::from_response(
+            label.to_string(),
+            code,
+            retry_after.as_deref(),
+            &text,
+        ))
+    }
+
+    fn send_once(
+        &self,
+        method: &Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+        force_token: bool,
+        label: &str,
+    ) -> Result<Value, KubeError> {
+        let request = self.build(method, path, content_type, body, force_token, label)?;
+        log::trace!("{label} ({} bytes)", body.len());
+        let response = self.send(request, label)?;
+        let text = read_text(response, label)?;
+        log::trace!("{label} -> ok ({} bytes)", text.len());
         serde_json::from_str(&text).map_err(|e| KubeError::Decode {
             request: label.to_string(),
             message: format!("body is not JSON: {e}"),
         })
     }
+
+    /// `GET path` whose answer is a stream of lines (a watch): `on_line` gets each line as it
+    /// arrives, until it returns `false` or the server ends the stream. `limit` bounds the whole
+    /// call. A 401 reads the service-account token again and tries once more.
+    pub fn stream_lines(
+        &self,
+        path: &str,
+        limit: Duration,
+        mut on_line: impl FnMut(&str) -> bool,
+    ) -> Result<(), KubeError> {
+        let label = format!("WATCH {}", path.split('?').next().unwrap_or(path));
+        let mut force_token = false;
+        let response = loop {
+            let request = self.build(&Method::GET, path, None, &[], force_token, &label)?;
+            let request = self
+                .agent
+                .configure_request(request)
+                .timeout_global(Some(limit))
+                .build();
+            match self.send(request, &label) {
+                Err(e) if e.code() == Some(401) && self.token.is_some() && !force_token => {
+                    log::info!(
+                        "{label}: 401 Unauthorized; reading the service-account token again"
+                    );
+                    force_token = true;
+                }
+                other => break other?,
+            }
+        };
+        let mut reader = BufReader::new(response.into_body().into_reader());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let read = crate::shutdown::abortable(|| reader.read_line(&mut line)).map_err(|e| {
+                KubeError::Transport {
+                    request: label.clone(),
+                    message: format!("reading the stream: {e}"),
+                }
+            })?;
+            if read == 0 {
+                return Ok(());
+            }
+            if line.len() > MAX_LINE {
+                return Err(KubeError::Decode {
+                    request: label,
+                    message: format!("a line of {} bytes", line.len()),
+                });
+            }
+            let trimmed = line.trim();
+            if !trimmed.is_empty() && !on_line(trimmed) {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Reads a whole answer as text (bounded).
+fn read_text(response: ureq::http::Response<ureq::Body>, label: &str) -> Result<String, KubeError> {
+    crate::shutdown::abortable(|| {
+        response
+            .into_body()
+            .with_config()
+            .limit(MAX_BODY)
+            .read_to_string()
+    })
+    .map_err(|e| KubeError::Transport {
+        request: label.to_string(),
+        message: format!("reading the answer: {e}"),
+    })
 }
 
 /// Whether a transport error is a TLS failure (certificate not trusted, handshake refused)

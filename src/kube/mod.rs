@@ -5,6 +5,7 @@ pub mod client;
 pub mod error;
 pub mod namespaces;
 pub mod secrets;
+pub mod serviceaccounts;
 
 pub use client::KubeClient;
 pub use error::KubeError;

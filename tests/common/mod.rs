@@ -41,6 +41,7 @@ pub fn command(vars: &[(&str, &str)], args: &[&str]) -> Command {
         .env("HOME", std::env::temp_dir())
         .env("LOG_CONFIG", "/nonexistent/logging.json")
         .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("ECR_HEALTH_ADDR", "127.0.0.1:0")
         .current_dir(std::env::temp_dir())
         .args(args);
     for (k, v) in vars {
@@ -267,4 +268,293 @@ pub fn temp_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create temp dir");
     dir
+}
+
+// ---- Small servers for the credential tests: metadata/container endpoints, a fake STS, a proxy.
+
+/// A request a [`TinyServer`] received.
+#[derive(Debug, Clone)]
+pub struct TinyRequest {
+    /// `GET`, `PUT`, `POST`...
+    pub method: String,
+    /// The request target as sent (origin form).
+    pub path: String,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The body (Content-Length bytes).
+    pub body: String,
+}
+
+impl TinyRequest {
+    /// The first header of that (lower-case) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A form body's decoded value (`application/x-www-form-urlencoded`).
+    pub fn form(&self, name: &str) -> Option<String> {
+        self.body.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            (k == name).then(|| percent_decode(v))
+        })
+    }
+}
+
+/// `%XX` and `+` decoding.
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 3;
+                    }
+                    Err(_) => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What a [`TinyServer`] handler answers: status, content type, body.
+pub type TinyResponse = (u16, &'static str, String);
+
+/// A tiny HTTP/1.1 server on 127.0.0.1 (one request per connection, then close), recording
+/// every request; the handler decides each answer (and may sleep to play a silent peer).
+pub struct TinyServer {
+    /// The port it listens on.
+    pub port: u16,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<TinyRequest>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl TinyServer {
+    /// Starts serving with `handler`.
+    pub fn start(
+        handler: impl Fn(&TinyRequest) -> TinyResponse + Send + Sync + 'static,
+    ) -> TinyServer {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind tiny server");
+        let port = listener.local_addr().expect("addr").port();
+        let requests: Arc<Mutex<Vec<TinyRequest>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let handler = Arc::new(handler);
+        let (recorded, stopping) = (Arc::clone(&requests), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut stream) = stream else { continue };
+                let (handler, recorded) = (Arc::clone(&handler), Arc::clone(&recorded));
+                std::thread::spawn(move || {
+                    use std::io::Write;
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                    let Some(request) = read_request(&mut stream) else {
+                        return;
+                    };
+                    recorded.lock().expect("requests").push(request.clone());
+                    let (status, content_type, body) = handler(&request);
+                    let head = format!(
+                        "HTTP/1.1 {status} Answer\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = stream.write_all(head.as_bytes());
+                    let _ = stream.write_all(body.as_bytes());
+                    let _ = stream.flush();
+                });
+            }
+        });
+        TinyServer {
+            port,
+            requests,
+            stop,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<TinyRequest> {
+        self.requests.lock().expect("requests").clone()
+    }
+
+    /// Forgets the requests so far.
+    pub fn clear(&self) {
+        self.requests.lock().expect("requests").clear();
+    }
+}
+
+impl Drop for TinyServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// Reads the head (byte by byte, so nothing after it is consumed) up to the blank line.
+fn read_head(stream: &mut TcpStream) -> Option<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).ok()? == 0 || head.len() > 64 * 1024 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).ok()
+}
+
+/// One request: head and Content-Length body.
+fn read_request(stream: &mut TcpStream) -> Option<TinyRequest> {
+    let head = read_head(stream)?;
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next()?.split(' ');
+    let method = first.next()?.to_string();
+    let path = first.next()?.to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).ok()?;
+    Some(TinyRequest {
+        method,
+        path,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+/// A forward proxy on 127.0.0.1 speaking both CONNECT (tunnels) and absolute-URI requests, as
+/// `HTTPS_PROXY`/`HTTP_PROXY` clients use it; it records each `host:port` it was asked for.
+pub struct ForwardProxy {
+    /// The port it listens on.
+    pub port: u16,
+    targets: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ForwardProxy {
+    /// Starts the proxy.
+    pub fn start() -> ForwardProxy {
+        use std::io::Write;
+        use std::sync::{Arc, Mutex};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let targets: Arc<Mutex<Vec<String>>> = Arc::default();
+        let recorded = Arc::clone(&targets);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut client) = stream else { continue };
+                let recorded = Arc::clone(&recorded);
+                std::thread::spawn(move || {
+                    let Some(head) = read_head(&mut client) else {
+                        return;
+                    };
+                    let first = head.lines().next().unwrap_or_default().to_string();
+                    let mut parts = first.split(' ');
+                    let method = parts.next().unwrap_or_default().to_string();
+                    let target = parts.next().unwrap_or_default().to_string();
+                    let (authority, forwarded_head) = if method == "CONNECT" {
+                        (target.clone(), None)
+                    } else {
+                        // Absolute form: http://host:port/path -> origin form upstream.
+                        let rest = target.strip_prefix("http://").unwrap_or(&target);
+                        let (authority, path) = match rest.find('/') {
+                            Some(i) => (&rest[..i], &rest[i..]),
+                            None => (rest, "/"),
+                        };
+                        let head = head.replacen(&target, path, 1);
+                        (authority.to_string(), Some(head))
+                    };
+                    recorded.lock().expect("targets").push(authority.clone());
+                    let Ok(mut upstream) = TcpStream::connect(&authority) else {
+                        let _ = client
+                            .write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n");
+                        return;
+                    };
+                    match forwarded_head {
+                        None => {
+                            let _ =
+                                client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+                        }
+                        Some(head) => {
+                            let _ = upstream.write_all(head.as_bytes());
+                        }
+                    }
+                    let (Ok(mut client_read), Ok(mut upstream_write)) =
+                        (client.try_clone(), upstream.try_clone())
+                    else {
+                        return;
+                    };
+                    let up = std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut client_read, &mut upstream_write);
+                        let _ = upstream_write.shutdown(std::net::Shutdown::Write);
+                    });
+                    let _ = std::io::copy(&mut upstream, &mut client);
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    let _ = up.join();
+                });
+            }
+        });
+        ForwardProxy { port, targets }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every `host:port` asked for so far.
+    pub fn targets(&self) -> Vec<String> {
+        self.targets.lock().expect("targets").clone()
+    }
+}
+
+/// Switches moto's SigV4 checking off (`inf`) or on (`0`) at run time: `POST /moto-api/reset-auth`
+/// with a text/plain body (a form content type would empty it).
+pub fn moto_reset_auth(port: u16, body: &str) {
+    use std::io::Write;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to moto");
+    write!(
+        s,
+        "POST /moto-api/reset-auth HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send reset-auth");
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"),
+        "reset-auth failed: {answer}"
+    );
 }

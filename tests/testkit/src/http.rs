@@ -182,9 +182,34 @@ impl Response {
 /// Writes the chunks of a streamed (chunked) response.
 pub struct ChunkWriter<'a> {
     out: &'a mut dyn Write,
+    probe: Option<&'a TcpStream>,
 }
 
 impl ChunkWriter<'_> {
+    /// False once the peer has closed the connection (checked without blocking; plain TCP only,
+    /// a TLS peer is noticed at the next write).
+    pub fn peer_alive(&self) -> bool {
+        let Some(s) = self.probe else {
+            return true;
+        };
+        // This thread is the only user of the socket while it streams, so flipping it to
+        // non-blocking for one peek is safe.
+        if s.set_nonblocking(true).is_err() {
+            return true;
+        }
+        let mut b = [0u8; 1];
+        let alive = match s.peek(&mut b) {
+            Ok(0) => false,
+            Ok(_) => true,
+            Err(e) => matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+            ),
+        };
+        let _ = s.set_nonblocking(false);
+        alive
+    }
+
     /// Sends one chunk and flushes it.
     pub fn chunk(&mut self, data: &[u8]) -> io::Result<()> {
         if data.is_empty() {
@@ -305,10 +330,13 @@ fn accept_loop(
             .name("http-conn".into())
             .spawn(move || {
                 match tls {
-                    None => serve_conn(stream, &*handler),
+                    None => {
+                        let probe = stream.try_clone().ok();
+                        serve_conn(stream, &*handler, probe.as_ref());
+                    }
                     Some(cfg) => {
                         if let Ok(sc) = rustls::ServerConnection::new(cfg) {
-                            serve_conn(rustls::StreamOwned::new(sc, stream), &*handler);
+                            serve_conn(rustls::StreamOwned::new(sc, stream), &*handler, None);
                         }
                     }
                 }
@@ -327,7 +355,7 @@ enum ReadError {
     Bad(String),
 }
 
-fn serve_conn<S: Read + Write>(stream: S, handler: &dyn Handler) {
+fn serve_conn<S: Read + Write>(stream: S, handler: &dyn Handler, probe: Option<&TcpStream>) {
     let mut reader = BufReader::new(stream);
     loop {
         let (req, keep_alive) = match read_request(&mut reader) {
@@ -376,7 +404,7 @@ fn serve_conn<S: Read + Write>(stream: S, handler: &dyn Handler) {
                 {
                     return;
                 }
-                let mut cw = ChunkWriter { out };
+                let mut cw = ChunkWriter { out, probe };
                 if body(&mut cw).is_err() {
                     return;
                 }

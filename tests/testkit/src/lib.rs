@@ -13,3 +13,14 @@ mod util;
 pub use aws::{AwsFault, FakeEcr};
 pub use http::RecordedRequest;
 pub use kube::{FakeKube, Fault, FaultKind, fault_from_json};
+
+#[cfg(test)]
+mod tests {
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn fakes_can_be_shared_across_threads() {
+        send_sync::<crate::FakeKube>();
+        send_sync::<crate::FakeEcr>();
+    }
+}

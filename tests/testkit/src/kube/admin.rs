@@ -51,9 +51,17 @@ pub(crate) fn delete_namespace(inner: &Inner, name: &str) -> bool {
 
 /// Admin insert/replace without validation (keeps uid/creationTimestamp of an existing object).
 pub(crate) fn put_object(inner: &Inner, res: Res, ns: &str, mut obj: Value) -> Value {
+    if !obj.is_object() {
+        return Value::Null;
+    }
     match res {
         Res::Secrets => {
-            if normalize_secret(&mut obj).is_err() && obj.get("type").is_none() {
+            if normalize_secret(&mut obj).is_err()
+                && obj
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+            {
                 obj["type"] = json!("Opaque");
             }
         }

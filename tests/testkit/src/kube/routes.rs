@@ -131,6 +131,13 @@ fn route(inner: &Arc<Inner>, req: &Request) -> ApiResult<Reply> {
     match s.as_slice() {
         ["api"] => only_get(m, || Ok(api_versions(req))).map(Reply::Full),
         ["api", "v1"] => only_get(m, || Ok(api_resources())).map(Reply::Full),
+        ["apis"] => only_get(m, || {
+            Ok(Response::json(
+                200,
+                &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}),
+            ))
+        })
+        .map(Reply::Full),
         ["version"] => only_get(m, || Ok(version())).map(Reply::Full),
         ["healthz"] | ["readyz"] | ["livez"] => only_get(m, || {
             Ok(Response::new(200, "text/plain; charset=utf-8", "ok"))

@@ -399,7 +399,8 @@ fn split_term(term: &str) -> Option<(&str, &'static str, &str)> {
             continue;
         }
         for op in ["!=", "==", "="] {
-            if term[i..].starts_with(op) {
+            // Operators are ASCII, so a match starts on a char boundary.
+            if bytes[i..].starts_with(op.as_bytes()) {
                 return Some((&term[..i], op, &term[i + op.len()..]));
             }
         }
@@ -474,6 +475,9 @@ mod tests {
             "field label not supported: spec.x"
         );
         assert!(FieldSelector::parse("garbage", &["metadata.name"]).is_err());
+        assert!(FieldSelector::parse("métadata.ñame=é", &["metadata.name"]).is_err());
+        assert!(FieldSelector::parse("ñ", &["metadata.name"]).is_err());
+        assert!(LabelSelector::parse("ñ=é").is_err());
         let f = FieldSelector::parse(r"metadata.name=a\,b", &["metadata.name"]).unwrap();
         assert_eq!(f.required_value("metadata.name"), Some("a,b"));
     }

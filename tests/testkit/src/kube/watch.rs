@@ -90,7 +90,7 @@ pub(crate) fn start(
         None => DEFAULT_TIMEOUT,
         Some(s) => match s.parse::<u64>() {
             Ok(0) => DEFAULT_TIMEOUT,
-            Ok(n) => Duration::from_secs(n),
+            Ok(n) => Duration::from_secs(n.min(7 * 24 * 3600)),
             Err(_) => {
                 return Err(status::bad_request(&format!(
                     "timeoutSeconds: Invalid value: {s:?}: must be an integer"
@@ -159,18 +159,24 @@ fn run(
         return Ok(());
     }
     let mut next_bookmark = Instant::now() + interval;
+    let mut idle = false;
     loop {
+        // Between waits, notice a client that went away (checked outside the state lock).
+        if idle && !out.peer_alive() {
+            return Ok(());
+        }
+        idle = false;
         let mut lines = Vec::new();
         let mut gone = None;
         {
-            let mut st = inner.lock();
-            loop {
+            let st = inner.lock();
+            'scan: {
                 if inner.stopped() || Instant::now() >= deadline {
-                    break;
+                    break 'scan;
                 }
                 if cursor < st.store.trimmed_rv {
                     gone = Some(too_old(cursor, st.store.trimmed_rv));
-                    break;
+                    break 'scan;
                 }
                 let start = st.store.events_after(cursor);
                 let mut scanned_all = true;
@@ -189,13 +195,14 @@ fn run(
                 }
                 let now = Instant::now();
                 if !lines.is_empty() || (bookmarks && now >= next_bookmark) {
-                    break;
+                    break 'scan;
                 }
                 let mut wake = deadline.min(now + Duration::from_millis(500));
                 if bookmarks {
                     wake = wake.min(next_bookmark);
                 }
-                st = inner.wait(st, wake.saturating_duration_since(now));
+                drop(inner.wait(st, wake.saturating_duration_since(now)));
+                idle = true;
             }
         }
         for l in &lines {
