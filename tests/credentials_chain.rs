@@ -36,7 +36,7 @@ fn chain(pairs: &[(&str, &str)]) -> CredentialChain {
     CredentialChain::new(config.aws, ecrupdater::http::aws_agent(config.timeouts))
 }
 
-fn owned<'a>(pairs: &'a [(String, String)]) -> Vec<(&'a str, &'a str)> {
+fn owned(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
     pairs
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))

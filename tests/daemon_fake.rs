@@ -606,7 +606,16 @@ fn sigterm_while_sleeping_exits_0_promptly() {
 fn sigterm_while_watching_exits_0_promptly() {
     let p = peers(&["a"]);
     let (status, took, _log) = sigterm_after_first_cycle(&p, &[("ECR_CREATE_MISSING", "true")]);
-    assert_eq!(status, 0, "a signal during the watch request ends the process at once, cleanly");
+    assert_eq!(
+        status, 0,
+        "a signal during the watch request ends the process at once, cleanly"
+    );
     assert!(took < Duration::from_secs(5), "took {took:?}");
-    assert!(p.kube.requests().iter().any(|r| r.query.contains("watch=true")), "it was watching");
+    assert!(
+        p.kube
+            .requests()
+            .iter()
+            .any(|r| r.query.contains("watch=true")),
+        "it was watching"
+    );
 }

@@ -8,7 +8,7 @@
 //! 4. container: `AWS_CONTAINER_CREDENTIALS_*` ([`super::container`]; ECS, EKS Pod Identity);
 //! 5. instance metadata: IMDSv2, else IMDSv1 ([`super::imds`]).
 //!
-//! Each source is a small unit with the same shape, a [`Lookup`]: it does not apply (and says
+//! Each source is a small unit with the same shape, a `Lookup`: it does not apply (and says
 //! why), or it applies and yields credentials or an error naming it; an error never falls
 //! through to the next source. On top of whatever the chain found, `ECR_ASSUME_ROLE_ARN` is
 //! assumed with STS AssumeRole. Temporary credentials are cached and renewed five minutes before
@@ -71,7 +71,7 @@ impl Credentials {
 }
 
 /// What one source of the chain gives.
-pub enum Lookup {
+enum Lookup {
     /// The source's settings are absent: why, in a few words (the chain goes on).
     NotApplicable(String),
     /// The source applies; its label for messages (e.g. ``profile `ecr` ``), and its answer:
@@ -180,7 +180,7 @@ impl CredentialChain {
     }
 
     /// Runs the chain: the first source that applies gives the answer.
-    pub fn resolve(&self) -> Result<(Credentials, String), AwsError> {
+    fn resolve(&self) -> Result<(Credentials, String), AwsError> {
         let sources: [fn(&Self) -> Lookup; 5] = [
             Self::environment,
             Self::web_identity,
@@ -214,7 +214,7 @@ impl CredentialChain {
     }
 
     /// 1. `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`).
-    pub fn environment(&self) -> Lookup {
+    fn environment(&self) -> Lookup {
         match from_environment(&self.settings) {
             None => Lookup::NotApplicable(format!(
                 "{ENVIRONMENT}: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set"
@@ -227,7 +227,7 @@ impl CredentialChain {
     }
 
     /// 2. `AWS_WEB_IDENTITY_TOKEN_FILE` + `AWS_ROLE_ARN`: unsigned AssumeRoleWithWebIdentity.
-    pub fn web_identity(&self) -> Lookup {
+    fn web_identity(&self) -> Lookup {
         let Some(w) = &self.settings.web_identity else {
             return Lookup::NotApplicable(format!(
                 "{WEB_IDENTITY}: AWS_WEB_IDENTITY_TOKEN_FILE is not set"
@@ -253,7 +253,7 @@ impl CredentialChain {
     }
 
     /// 3. The shared files' profile (`AWS_PROFILE`, else `default`).
-    pub fn profile(&self) -> Lookup {
+    fn profile(&self) -> Lookup {
         let p = &self.settings.profile;
         let label = format!("profile `{}`", p.name);
         let set = match ProfileSet::load(p.credentials_file.as_deref(), p.config_file.as_deref()) {
@@ -312,7 +312,7 @@ impl CredentialChain {
     }
 
     /// 4. `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` / `_FULL_URI`.
-    pub fn container(&self) -> Lookup {
+    fn container(&self) -> Lookup {
         let Some(endpoint) = &self.container else {
             return Lookup::NotApplicable(format!(
                 "{CONTAINER}: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI and AWS_CONTAINER_CREDENTIALS_FULL_URI are not set"
@@ -325,7 +325,7 @@ impl CredentialChain {
     }
 
     /// 5. The EC2 instance metadata service, unless `AWS_EC2_METADATA_DISABLED`.
-    pub fn instance_metadata(&self) -> Lookup {
+    fn instance_metadata(&self) -> Lookup {
         if self.settings.imds.disabled {
             return Lookup::NotApplicable(format!(
                 "{INSTANCE_METADATA}: AWS_EC2_METADATA_DISABLED is true"
@@ -336,7 +336,7 @@ impl CredentialChain {
             .credentials(INSTANCE_METADATA)
             .map(|(c, version, role)| {
                 let detail = format!(
-                    "instance metadata ({} {version:?}, role {role})",
+                    "instance metadata ({version} at {}, role {role})",
                     self.settings.imds.endpoint
                 );
                 (c, detail)

@@ -58,6 +58,15 @@ pub enum ImdsVersion {
     V1,
 }
 
+impl std::fmt::Display for ImdsVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ImdsVersion::V2 => "IMDSv2",
+            ImdsVersion::V1 => "IMDSv1",
+        })
+    }
+}
+
 /// A client for one IMDS endpoint.
 #[derive(Clone)]
 pub struct Imds {

@@ -14,6 +14,9 @@ use std::time::Duration;
 
 pub const GET_AUTHORIZATION_TOKEN_TARGET: &str =
     "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken";
+/// ECR Public's GetAuthorizationToken target.
+pub const PUBLIC_GET_AUTHORIZATION_TOKEN_TARGET: &str =
+    "SpencerFrontendService.GetAuthorizationToken";
 const AMZ_JSON: &str = "application/x-amz-json-1.1";
 
 /// A fault for the next ECR request (each request consumes one, in order).
@@ -37,6 +40,7 @@ struct EcrState {
     expires_at: f64,
     proxy_endpoint: Option<String>,
     access_key: Option<String>,
+    password_per_region: bool,
     faults: VecDeque<AwsFault>,
     requests: Vec<RecordedRequest>,
 }
@@ -74,6 +78,7 @@ impl FakeEcr {
             expires_at: ((now_epoch() + 12.0 * 3600.0) * 1000.0).round() / 1000.0,
             proxy_endpoint: None,
             access_key: None,
+            password_per_region: false,
             faults: VecDeque::new(),
             requests: Vec::new(),
         }));
@@ -120,6 +125,12 @@ impl FakeEcr {
     /// with the region of the request's credential scope).
     pub fn set_proxy_endpoint(&self, url: &str) {
         self.state.lock().unwrap().proxy_endpoint = Some(url.to_string());
+    }
+
+    /// When on, the password handed out is `<password>-<region of the credential scope>`, so a
+    /// test can tell which region's token went where.
+    pub fn set_password_per_region(&self, on: bool) {
+        self.state.lock().unwrap().password_per_region = on;
     }
 
     /// Only this access key id is accepted (UnrecognizedClientException otherwise).
@@ -251,7 +262,9 @@ impl EcrHandler {
                 ),
             );
         }
-        if service != "ecr" {
+        // ECR Public: service `ecr-public`, its own target, one object instead of a list.
+        let public = service == "ecr-public";
+        if service != "ecr" && !public {
             return json_error(
                 400,
                 "InvalidSignatureException",
@@ -266,7 +279,12 @@ impl EcrHandler {
                 Some("The security token included in the request is invalid."),
             );
         }
-        if req.header("X-Amz-Target") != Some(GET_AUTHORIZATION_TOKEN_TARGET) {
+        let expected_target = if public {
+            PUBLIC_GET_AUTHORIZATION_TOKEN_TARGET
+        } else {
+            GET_AUTHORIZATION_TOKEN_TARGET
+        };
+        if req.header("X-Amz-Target") != Some(expected_target) {
             return json_error(400, "UnknownOperationException", None);
         }
         if !req.body.iter().all(u8::is_ascii_whitespace)
@@ -274,8 +292,17 @@ impl EcrHandler {
         {
             return json_error(400, "SerializationException", None);
         }
-        let token = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", st.user, st.password));
+        let password = if st.password_per_region {
+            format!("{}-{region}", st.password)
+        } else {
+            st.password.clone()
+        };
+        let token =
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{password}", st.user));
+        if public {
+            let body = json!({"authorizationData": {"authorizationToken": token, "expiresAt": st.expires_at}});
+            return Response::new(200, AMZ_JSON, body.to_string());
+        }
         let endpoint = st
             .proxy_endpoint
             .clone()

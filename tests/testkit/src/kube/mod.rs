@@ -363,7 +363,9 @@ pub(crate) fn take_fault(faults: &mut VecDeque<Fault>, req: &Request) -> Option<
         f.method
             .as_deref()
             .is_none_or(|m| m.eq_ignore_ascii_case(&req.method))
-            && req.path.starts_with(&f.path_prefix)
+            && (req.path.starts_with(&f.path_prefix)
+                || (f.path_prefix.contains('?')
+                    && format!("{}?{}", req.path, req.query).starts_with(&f.path_prefix)))
     })?;
     let f = &mut faults[i];
     let kind = f.kind.clone();
