@@ -264,6 +264,7 @@ impl Daemon {
                 ..
             } = self;
             // Each event is served as it arrives, while the stream stays open.
+            let watch_started = Instant::now();
             let result = namespaces::watch(
                 kube,
                 &resource_version,
@@ -278,12 +279,26 @@ impl Daemon {
                 Ok(WatchEnd::Resume(rv)) => {
                     failures = 0;
                     resource_version = rv;
+                    // A server (or proxy) that ends every stream at once must not make this spin.
+                    if watch_started.elapsed() < Duration::from_secs(1)
+                        && shutdown::sleep(Duration::from_secs(1))
+                    {
+                        return true;
+                    }
                 }
                 Ok(WatchEnd::Expired) => {
                     log::info!(
                         "namespace watch: resourceVersion {resource_version} expired (410); listing again"
                     );
                     resource_version.clear();
+                }
+                Err(e) if matches!(e.code(), Some(401 | 403)) => {
+                    // Not allowed to watch (RBAC): wait without it; new namespaces then get their
+                    // secret at the next refresh.
+                    log::warn!(
+                        "namespace watch refused: {e}; new namespaces wait for the next refresh (grant watch on namespaces to serve them at once)"
+                    );
+                    return shutdown::sleep(deadline.saturating_duration_since(Instant::now()));
                 }
                 Err(e) => {
                     failures += 1;

@@ -98,15 +98,28 @@ fn log_start(config: &Config, log_source: &str) {
         } => format!("{url} (default: kubectl proxy)"),
         KubeAccess::InCluster { url, .. } => format!("{url} (in-cluster service account)"),
     };
+    let list = |items: &[String], empty: &str| {
+        if items.is_empty() {
+            empty.to_string()
+        } else {
+            items.join(",")
+        }
+    };
+    let registries: Vec<String> = config.registries.iter().map(|r| r.host.clone()).collect();
     log::info!(
-        "k8s-ecrupdater {} starting: secret {}, region {}, API {api}, ECR {}, every {} s, create missing: {}, skip: [{}]{}{}; logging from {log_source}",
+        "k8s-ecrupdater {} starting: secret {}, region {}, API {api}, ECR {}, every {} s, create missing: {}, \
+         namespaces: {} (skip: {}; selector: {}), registries: {}, service accounts: {}{}{}; logging from {log_source}",
         env!("CARGO_PKG_VERSION"),
         config.secret_name,
         config.aws.region,
         config.aws.ecr_endpoint,
         config.update_interval.as_secs(),
         config.create_missing,
-        config.selection.exclude.join(", "),
+        list(&config.selection.include, "all"),
+        list(&config.selection.exclude, "none"),
+        config.namespace_selector.as_deref().unwrap_or("none"),
+        list(&registries, "the region's own"),
+        list(&config.service_accounts, "none"),
         if config.flags.once { ", once" } else { "" },
         if config.flags.dry_run {
             ", DRY RUN"
