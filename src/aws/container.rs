@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use ureq::Agent;
 
+use super::answer::receive;
 use super::credentials::{Credentials, read_token_file};
 use super::error::{AwsError, AwsErrorKind};
 use super::imds::{local_agent, parse_credentials_json};
@@ -62,21 +63,16 @@ impl ContainerEndpoint {
         if let Some(token) = &token {
             request = request.header("authorization", token.expose());
         }
-        let (status, body) = crate::shutdown::abortable(|| {
-            request.call().and_then(|r| {
-                let status = r.status().as_u16();
-                let body = r
-                    .into_body()
-                    .with_config()
-                    .limit(64 * 1024)
-                    .read_to_string()?;
-                Ok((status, body))
-            })
-        })
-        .map_err(|e| AwsError::new(&operation, AwsErrorKind::Transport(e.to_string())))?;
-        if status != 200 {
-            return Err(AwsError::from_response(&operation, status, None, &body));
+        let answer = receive(&operation, 64 * 1024, || request.call())?;
+        if answer.status != 200 {
+            return Err(AwsError::from_response(
+                &operation,
+                answer.status,
+                None,
+                &answer.body,
+            ));
         }
+        let body = answer.body;
         parse_credentials_json(&body, source)
             .map_err(|e| AwsError::new(operation, AwsErrorKind::Decode(e)))
     }

@@ -9,6 +9,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use ureq::Agent;
 
+use super::answer::receive;
 use super::credentials::Credentials;
 use super::error::{AwsError, AwsErrorKind};
 use super::sign::{Unsigned, signature_headers};
@@ -148,28 +149,8 @@ impl EcrClient {
             self.region,
             credentials.access_key_id
         );
-        let response = crate::shutdown::abortable(|| request.send(&body[..]))
-            .map_err(|e| AwsError::new(operation, AwsErrorKind::Transport(e.to_string())))?;
-        let status = response.status().as_u16();
-        let error_type = response
-            .headers()
-            .get("x-amzn-errortype")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let text = response
-            .into_body()
-            .with_config()
-            .limit(1024 * 1024)
-            .read_to_string()
-            .map_err(|e| AwsError::new(operation, AwsErrorKind::Transport(e.to_string())))?;
-        if !(200..300).contains(&status) {
-            return Err(AwsError::from_response(
-                operation,
-                status,
-                error_type.as_deref(),
-                &text,
-            ));
-        }
+        let text =
+            receive(operation, 1024 * 1024, || request.send(&body[..]))?.into_success(operation)?;
         parse_response(&text).map_err(|e| AwsError::new(operation, AwsErrorKind::Decode(e)))
     }
 }

@@ -13,6 +13,7 @@ use serde_json::Value;
 use ureq::Agent;
 use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 
+use super::answer::receive;
 use super::credentials::Credentials;
 use super::error::{AwsError, AwsErrorKind};
 use super::sts::parse_expiration;
@@ -168,18 +169,8 @@ impl Imds {
         if let Some(token) = token {
             request = request.header(TOKEN_HEADER, token.expose());
         }
-        let (status, body) = crate::shutdown::abortable(|| {
-            request.call().and_then(|r| {
-                let status = r.status().as_u16();
-                let body = r
-                    .into_body()
-                    .with_config()
-                    .limit(64 * 1024)
-                    .read_to_string()?;
-                Ok((status, body))
-            })
-        })
-        .map_err(|e| AwsError::new(&operation, AwsErrorKind::Transport(e.to_string())))?;
+        let answer = receive(&operation, 64 * 1024, || request.call())?;
+        let (status, body) = (answer.status, answer.body);
         match status {
             200 => Ok(body),
             404 if path == ROLES_PATH => Err(AwsError::new(

@@ -2,6 +2,7 @@
 //! SigV4 signing, ECR's GetAuthorizationToken, a small `xml` reader for STS answers, and the
 //! error type every AWS call returns. Plain blocking HTTP through `ureq`; no AWS SDK.
 
+pub mod answer;
 pub mod container;
 pub mod credentials;
 pub mod ecr;

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use ureq::Agent;
 
+use super::answer::receive;
 use super::credentials::Credentials;
 use super::error::{AwsError, AwsErrorKind};
 use super::sign::{Unsigned, signature_headers};
@@ -88,7 +89,8 @@ impl StsClient {
         for (name, value) in &signed {
             call = call.header(name.as_str(), value.as_str());
         }
-        let text = crate::shutdown::abortable(|| read_answer(OPERATION, call.send(body.as_str())))?;
+        let text =
+            receive(OPERATION, 256 * 1024, || call.send(body.as_str()))?.into_success(OPERATION)?;
         parse_credentials(&text, source)
             .map_err(|e| AwsError::new(OPERATION, AwsErrorKind::Decode(e)))
     }
@@ -113,40 +115,10 @@ impl StsClient {
         let url = format!("{}/", self.endpoint);
         log::trace!("POST {url} (STS AssumeRoleWithWebIdentity {role_arn})");
         let call = self.agent.post(&url).header("content-type", CONTENT_TYPE);
-        let text = crate::shutdown::abortable(|| read_answer(OPERATION, call.send(body.as_str())))?;
+        let text =
+            receive(OPERATION, 256 * 1024, || call.send(body.as_str()))?.into_success(OPERATION)?;
         parse_credentials(&text, source)
             .map_err(|e| AwsError::new(OPERATION, AwsErrorKind::Decode(e)))
-    }
-}
-
-/// The body of a success answer, or the error the answer describes.
-fn read_answer(
-    operation: &str,
-    sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-) -> Result<String, AwsError> {
-    let response =
-        sent.map_err(|e| AwsError::new(operation, AwsErrorKind::Transport(e.to_string())))?;
-    let status = response.status().as_u16();
-    let error_type = response
-        .headers()
-        .get("x-amzn-errortype")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let text = response
-        .into_body()
-        .with_config()
-        .limit(256 * 1024)
-        .read_to_string()
-        .map_err(|e| AwsError::new(operation, AwsErrorKind::Transport(e.to_string())))?;
-    if (200..300).contains(&status) {
-        Ok(text)
-    } else {
-        Err(AwsError::from_response(
-            operation,
-            status,
-            error_type.as_deref(),
-            &text,
-        ))
     }
 }
 
