@@ -12,6 +12,8 @@
 #   ARCH    Docker's TARGETARCH names for the same three: amd64, arm64, arm
 #   ECR_BUILD_CROSS=1 in the environment adds aarch64 (and armv7 when possible) to the default,
 #   like --all. --all skips armv7 with a note when its rust-std is not installed.
+#        scripts/build-static.sh --print-targets [TARGET | ARCH ...]
+#   prints the target triples it would build, one a line, and builds nothing.
 #
 # Needs, per target: the rustup target (`rustup target add TARGET`) and a C compiler for ring's
 # C and assembly, which is also the linker of the cross targets (Debian packages):
@@ -58,10 +60,12 @@ std_installed() { [ -d "$(rustc --print sysroot)/lib/rustlib/$1/lib" ]; }
 
 all=false
 [ "${ECR_BUILD_CROSS:-0}" = 1 ] && all=true
+print_only=false
 requested=()
 for arg in "$@"; do
   case "$arg" in
     --all) all=true ;;
+    --print-targets) print_only=true ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) requested+=("$(triple_of "$arg")") ;;
   esac
@@ -76,6 +80,11 @@ if [ ${#requested[@]} -eq 0 ]; then
       echo "build-static: skipping armv7-unknown-linux-musleabihf: its rust-std is not installed (rustup target add armv7-unknown-linux-musleabihf)" >&2
     fi
   fi
+fi
+
+if $print_only; then
+  printf '%s\n' "${requested[@]}"
+  exit 0
 fi
 
 [ -z "${RUSTFLAGS:-}" ] || echo "build-static: warning: RUSTFLAGS is set and overrides the static flags ($STATIC_FLAGS)" >&2

@@ -339,6 +339,7 @@ fn serve_new(
     };
     let started = Instant::now();
     let outcome = refresher.serve(kube, token, namespace);
+    health.set_api_requests(kube.requests_by_code());
     if let Outcome::Created | Outcome::Updated | Outcome::Unchanged = outcome {
         log::info!(
             "{namespace}: new namespace served in {:.2} s ({outcome:?})",

@@ -277,7 +277,7 @@ impl Health {
             &mut out,
             "ecrupdater_api_requests_total",
             "counter",
-            "HTTP requests to the AWS and Kubernetes APIs, by status code (\"none\": no answer).",
+            "HTTP requests to the Kubernetes API, by status code (\"none\": no answer).",
         );
         for (code, n) in &status.api_requests {
             let code = if *code == 0 {

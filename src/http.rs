@@ -45,16 +45,30 @@ fn builder(
     timeouts: Timeouts,
     roots: RootCerts,
 ) -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
+    phase_timeouts(timeouts.connect, timeouts.request).tls_config(
+        TlsConfig::builder()
+            .provider(TlsProvider::Rustls)
+            .root_certs(roots)
+            .build(),
+    )
+}
+
+/// The settings every agent shares: statuses handed back as answers, no redirects, our
+/// User-Agent, and a timeout for each phase of a call (connect; then sending, waiting for the
+/// answer, reading it). No overall or name-resolution timeout is set on purpose: with one, ureq
+/// resolves names on a helper thread for every request, and this daemon stays single-threaded
+/// (name resolution is bounded by the system resolver's own timeouts).
+pub fn phase_timeouts(
+    connect: std::time::Duration,
+    request: std::time::Duration,
+) -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
     Agent::config_builder()
         .http_status_as_error(false)
         .user_agent(USER_AGENT)
-        .timeout_connect(Some(timeouts.connect))
-        .timeout_global(Some(timeouts.connect + timeouts.request))
         .max_redirects(0)
-        .tls_config(
-            TlsConfig::builder()
-                .provider(TlsProvider::Rustls)
-                .root_certs(roots)
-                .build(),
-        )
+        .timeout_connect(Some(connect))
+        .timeout_send_request(Some(request))
+        .timeout_send_body(Some(request))
+        .timeout_recv_response(Some(request))
+        .timeout_recv_body(Some(request))
 }

@@ -103,7 +103,7 @@ impl EcrClient {
             match self.call_once(credentials) {
                 Err(e) if attempt < MAX_ATTEMPTS && is_retryable(&e) => {
                     let pause = RETRY_PAUSE * 2u32.pow(attempt - 1);
-                    log::debug!("{e}; retrying in {:.1} s", pause.as_secs_f64());
+                    log::warn!("{e}; retrying in {:.1} s", pause.as_secs_f64());
                     if crate::shutdown::sleep(pause) {
                         return Err(e);
                     }

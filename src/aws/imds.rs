@@ -29,17 +29,8 @@ const TOKEN_TTL_SECONDS: &str = "21600";
 /// An agent for metadata endpoints: no proxy, short timeouts, no redirects, public roots (an
 /// https container endpoint), every status handed back as a response.
 pub fn local_agent(connect: Duration, answer: Duration) -> Agent {
-    Agent::config_builder()
-        .http_status_as_error(false)
-        .user_agent(crate::http::USER_AGENT)
+    crate::http::phase_timeouts(connect, answer)
         .proxy(None)
-        .max_redirects(0)
-        .timeout_resolve(Some(connect))
-        .timeout_connect(Some(connect))
-        .timeout_send_request(Some(answer))
-        .timeout_send_body(Some(answer))
-        .timeout_recv_response(Some(answer))
-        .timeout_recv_body(Some(answer))
         .tls_config(
             TlsConfig::builder()
                 .provider(TlsProvider::Rustls)

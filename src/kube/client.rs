@@ -297,7 +297,7 @@ impl KubeClient {
             let request = self
                 .agent
                 .configure_request(request)
-                .timeout_global(Some(limit))
+                .timeout_recv_body(Some(limit))
                 .build();
             match self.send(request, &label) {
                 Err(e) if e.code() == Some(401) && self.token.is_some() && !force_token => {

@@ -557,3 +557,197 @@ pub fn moto_reset_auth(port: u16, body: &str) {
         "reset-auth failed: {answer}"
     );
 }
+
+// ---- The daemon in the background, its health endpoint, and pull-secret checks (used by
+// ---- tests/faults.rs and tests/health_metrics.rs).
+
+/// The real binary running as a daemon (no `--once` unless asked), its log (stderr) in a file;
+/// killed when dropped.
+pub struct DaemonProcess {
+    child: Child,
+    log: PathBuf,
+}
+
+impl DaemonProcess {
+    /// Starts the binary with [`command`]'s clean environment plus `vars`.
+    pub fn start(vars: &[(&str, &str)], args: &[&str]) -> DaemonProcess {
+        let log = temp_dir("daemon").join("daemon.log");
+        let child = command(vars, args)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start ecrupdater");
+        DaemonProcess { child, log }
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until `needle` appears at least `times` times in the log; returns the log. Fails
+    /// the test (showing the log) after `limit`, or if the daemon exits meanwhile.
+    pub fn wait_for_count(&mut self, needle: &str, times: usize, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let log = self.log();
+            if log.matches(needle).count() >= times {
+                return log;
+            }
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                panic!("the daemon exited ({status}) before {needle:?} x{times}:\n{log}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} x{times} in the log after {limit:?}:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until `needle` appears in the log; returns the log.
+    pub fn wait_for_log(&mut self, needle: &str, limit: Duration) -> String {
+        self.wait_for_count(needle, 1, limit)
+    }
+
+    /// The WARNING and ERROR lines of the log that contain `needle`.
+    pub fn problem_lines(&self, needle: &str) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|l| (l.starts_with("WARNING") || l.starts_with("ERROR")) && l.contains(needle))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Fails the test unless the process is still running.
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().expect("wait") {
+            panic!("the daemon exited ({status}):\n{}", self.log());
+        }
+    }
+
+    /// The port of the health endpoint, from the start-up line
+    /// `health and metrics on http://127.0.0.1:PORT`.
+    pub fn health_port(&mut self) -> u16 {
+        const MARK: &str = "health and metrics on http://127.0.0.1:";
+        let log = self.wait_for_log(MARK, Duration::from_secs(10));
+        let rest = &log[log.find(MARK).expect("mark") + MARK.len()..];
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().expect("a port after the health mark")
+    }
+
+    /// SIGTERM, then the exit status (killed and failed after 10 s) and the whole log.
+    pub fn stop(mut self) -> (i32, String) {
+        sigterm(&self.child);
+        let status = wait_with_limit(&mut self.child, Duration::from_secs(10));
+        (status, self.log())
+    }
+}
+
+impl Drop for DaemonProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `GET path` on 127.0.0.1:`port` over a plain HTTP/1.1 connection: (status, body).
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::Write;
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to 127.0.0.1");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send the request");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read the answer");
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of head in {answer:?}"));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    (status, body.to_string())
+}
+
+/// The samples of a Prometheus text answer, `name{labels}` (as written) to value.
+pub fn metric_samples(text: &str) -> std::collections::BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (key, value) = l
+                .rsplit_once(' ')
+                .unwrap_or_else(|| panic!("not a sample line: {l:?}"));
+            let value = value
+                .parse()
+                .unwrap_or_else(|_| panic!("not a number in {l:?}"));
+            (key.to_string(), value)
+        })
+        .collect()
+}
+
+/// Checks a pull secret as the kubelet reads it: type `kubernetes.io/dockerconfigjson`, a
+/// `.dockerconfigjson` that is valid docker config JSON whose only login is for `host`, with
+/// `username` and `password` and an `auth` equal to base64(`username:password`); and the
+/// expiry annotation naming `expires_epoch`.
+pub fn assert_pull_secret(
+    secret: &serde_json::Value,
+    host: &str,
+    username: &str,
+    password: &str,
+    expires_epoch: f64,
+) {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    let where_ = format!(
+        "{}/{}",
+        secret["metadata"]["namespace"].as_str().unwrap_or("?"),
+        secret["metadata"]["name"].as_str().unwrap_or("?")
+    );
+    assert_eq!(
+        secret["type"], "kubernetes.io/dockerconfigjson",
+        "{where_}: type"
+    );
+    let data = secret["data"][".dockerconfigjson"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{where_}: no .dockerconfigjson"));
+    let raw = STANDARD
+        .decode(data)
+        .unwrap_or_else(|e| panic!("{where_}: payload is not base64: {e}"));
+    let doc: serde_json::Value = serde_json::from_slice(&raw)
+        .unwrap_or_else(|e| panic!("{where_}: payload is not JSON: {e}"));
+    let auths = doc["auths"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{where_}: no auths object"));
+    let hosts: Vec<&String> = auths.keys().collect();
+    assert_eq!(hosts, [host], "{where_}: registry hosts");
+    let entry = &auths[host];
+    assert_eq!(entry["username"], username, "{where_}: username");
+    assert!(
+        entry["password"] == password,
+        "{where_}: the password is not the current one"
+    );
+    let auth = STANDARD
+        .decode(entry["auth"].as_str().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{where_}: auth is not base64: {e}"));
+    assert!(
+        auth == format!("{username}:{password}").as_bytes(),
+        "{where_}: auth does not match username and password"
+    );
+    let annotation = secret["metadata"]["annotations"]["k8s-ecrupdater/token-expires-at"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{where_}: no expiry annotation"));
+    let expiry =
+        time::OffsetDateTime::parse(annotation, &time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|e| panic!("{where_}: expiry {annotation:?} is not RFC 3339: {e}"));
+    assert!(
+        (expiry.unix_timestamp() as f64 - expires_epoch).abs() < 1.0,
+        "{where_}: expiry {annotation} is not the token's ({expires_epoch})"
+    );
+}
