@@ -14,8 +14,6 @@
 //! `--no-faults` gives the baseline).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -28,6 +26,11 @@ use ecrupdater::kube::KubeClient;
 use ecrupdater::logging::{self, LogSettings};
 use ecrupdater::tokens::{TokenCache, TokenSource};
 use serde_json::{Value, json};
+
+#[path = "support/fakes.rs"]
+mod fakes;
+
+use fakes::{EcrControl, KubeAdmin, Usage, mib, start_fake, usage};
 
 const SECRET: &str = "soak-pull";
 const NAMESPACES: usize = 6;
@@ -51,148 +54,6 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
-}
-
-/// A child process killed when dropped.
-struct Fake(Child);
-
-impl Drop for Fake {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts a fake and reads its `listening on URL` line.
-fn start_fake(
-    path: &str,
-    args: &[&str],
-) -> Result<(Fake, String, Option<ChildStdin>, BufReader<ChildStdout>), String> {
-    let mut child = Command::new(path)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("cannot start {path}: {e} (build it: cargo build --release -p ecrupdater-testkit --bins)"))?;
-    println!("started {path} (pid {})", child.id());
-    let stdin = child.stdin.take();
-    let stdout = child.stdout.take().ok_or("no stdout pipe")?;
-    let fake = Fake(child);
-    let mut reader = BufReader::new(stdout);
-    let mut line = String::new();
-    reader
-        .read_line(&mut line)
-        .map_err(|e| format!("{path}: {e}"))?;
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .ok_or_else(|| format!("{path} said {line:?}"))?
-        .to_string();
-    Ok((fake, url, stdin, reader))
-}
-
-/// The fake ECR's control channel (standard input and output).
-struct EcrControl {
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl EcrControl {
-    fn send(&mut self, command: &str) -> Result<String, String> {
-        writeln!(self.stdin, "{command}").map_err(|e| format!("fake-ecr: {e}"))?;
-        self.stdin.flush().map_err(|e| format!("fake-ecr: {e}"))?;
-        let mut answer = String::new();
-        self.stdout
-            .read_line(&mut answer)
-            .map_err(|e| format!("fake-ecr: {e}"))?;
-        if answer.starts_with("ok") {
-            Ok(answer.trim().to_string())
-        } else {
-            Err(format!("fake-ecr answered {answer:?} to {command:?}"))
-        }
-    }
-}
-
-/// The fake API server's `/_admin/` endpoints.
-struct KubeAdmin {
-    agent: ureq::Agent,
-    base: String,
-}
-
-impl KubeAdmin {
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
-        let url = format!("{}/_admin/{path}", self.base);
-        let result = match (method, body) {
-            ("POST", Some(body)) => self
-                .agent
-                .post(&url)
-                .content_type("application/json")
-                .send(body.to_string()),
-            ("POST", None) => self.agent.post(&url).send_empty(),
-            ("DELETE", _) => self.agent.delete(&url).call(),
-            _ => self.agent.get(&url).call(),
-        };
-        let mut response = result.map_err(|e| format!("{method} {url}: {e}"))?;
-        let text = response
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| format!("{method} {url}: {e}"))?;
-        serde_json::from_str(&text).map_err(|e| format!("{method} {url}: {e}"))
-    }
-
-    fn fault(
-        &self,
-        method: Option<&str>,
-        path_prefix: &str,
-        times: u64,
-        kind: Value,
-    ) -> Result<(), String> {
-        self.call(
-            "POST",
-            "faults",
-            Some(
-                json!({"method": method, "path_prefix": path_prefix, "times": times, "kind": kind}),
-            ),
-        )
-        .map(|_| ())
-    }
-}
-
-/// Resident memory now and at its peak (KiB), threads, and open descriptors of this process.
-#[derive(Debug, Clone, Copy, Default)]
-struct Usage {
-    rss_kib: u64,
-    hwm_kib: u64,
-    threads: u64,
-    fds: u64,
-}
-
-fn usage() -> Usage {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    };
-    // Minus the descriptor read_dir itself holds open while listing.
-    let fds = std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count() as u64)
-        .unwrap_or(0)
-        .saturating_sub(1);
-    Usage {
-        rss_kib: field("VmRSS:"),
-        hwm_kib: field("VmHWM:"),
-        threads: field("Threads:"),
-        fds,
-    }
-}
-
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
 }
 
 struct Options {

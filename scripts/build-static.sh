@@ -24,7 +24,9 @@
 # musl's crt objects and libc.a from the rust-std it ships for the musl target.
 #
 # Static, not static-pie: `-C target-feature=+crt-static -C relocation-model=static` (`file` says
-# "statically linked"; without relocation-model=static it says "static-pie linked"). The flags go
+# "statically linked"; without relocation-model=static it says "static-pie linked", and the
+# x86_64 binary is 86,504 bytes, 4 %, larger). The trade: the executable's code loads at a fixed
+# address (no ASLR for it; the stack, heap and mmaps are still randomized). The flags go
 # in CARGO_TARGET_<TRIPLE>_RUSTFLAGS, so they apply to these musl targets only; a RUSTFLAGS set
 # in the environment overrides them (cargo's precedence), and the script then warns.
 # CARGO_TARGET_DIR is honoured.

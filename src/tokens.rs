@@ -111,7 +111,7 @@ impl TokenCache {
         }
     }
 
-    /// The token to write: the cached one while it stays good for [`REUSE_MARGIN`] and
+    /// The token to write: the cached one while it stays good for 15 more minutes and
     /// `force_new` is not set, else a new one.
     pub fn get(&mut self, force_new: bool) -> Result<&Token, AwsError> {
         let now = time::OffsetDateTime::now_utc();

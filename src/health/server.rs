@@ -1,0 +1,452 @@
+//! The HTTP endpoint: [`serve`] binds the address and runs the accept loop on one thread, one
+//! connection at a time; each request head is read within [`IO_TIMEOUT`] and at most
+//! [`MAX_HEAD`] bytes, parsed, routed to `/healthz`, `/readyz` or `/metrics`, answered with
+//! `Connection: close`, and the socket lingers briefly so the response is not lost to a reset.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+
+use super::{Health, IO_TIMEOUT, MAX_HEAD};
+
+/// How long to wait, after answering, for the client to close (so unread request bytes do not
+/// turn the close into a reset that loses the response).
+const LINGER: Duration = Duration::from_millis(250);
+
+/// Binds `addr` (such as `0.0.0.0:8080`, or `127.0.0.1:0` for any free port) and answers
+/// `/healthz`, `/readyz` and `/metrics` from `health` on one thread named `health`, one
+/// connection at a time. Returns the bound address and the thread, which runs until the process
+/// ends.
+pub fn serve(addr: &str, health: Health) -> io::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = TcpListener::bind(addr)?;
+    let bound = listener.local_addr()?;
+    let handle = thread::Builder::new()
+        .name("health".into())
+        .spawn(move || accept_loop(&listener, &health))?;
+    log::debug!("health endpoint listening on {bound}");
+    Ok((bound, handle))
+}
+
+fn accept_loop(listener: &TcpListener, health: &Health) {
+    loop {
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                if let Err(e) = handle_connection(stream, health) {
+                    log::debug!("health: connection from {peer}: {e}");
+                }
+            }
+            Err(e) => {
+                log::debug!("health: accept: {e}");
+                // Out of file descriptors and the like: do not spin.
+                thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// An answer to one request.
+struct Response {
+    status: u16,
+    content_type: &'static str,
+    body: String,
+    allow: bool,
+}
+
+impl Response {
+    fn text(status: u16, line: impl Into<String>) -> Response {
+        let mut body = line.into();
+        body.push('\n');
+        Response {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body,
+            allow: false,
+        }
+    }
+}
+
+fn handle_connection(mut stream: TcpStream, health: &Health) -> io::Result<()> {
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    let Some(head) = read_head(&mut stream)? else {
+        return Ok(());
+    };
+    let (response, head_only) = match head {
+        Head::TooLarge => (Response::text(400, "request head too large"), false),
+        Head::Complete(head) => route(&head, health),
+    };
+    write_response(&mut stream, &response, head_only)?;
+    // Signal the end, then give the client a moment to close first.
+    let _ = stream.shutdown(Shutdown::Write);
+    linger(&mut stream);
+    Ok(())
+}
+
+/// What came in before the blank line.
+enum Head {
+    Complete(Vec<u8>),
+    TooLarge,
+}
+
+/// Reads the request head within [`IO_TIMEOUT`] overall. `None`: the client closed first.
+fn read_head(stream: &mut TcpStream) -> io::Result<Option<Head>> {
+    let deadline = Instant::now() + IO_TIMEOUT;
+    let mut head = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        if let Some(end) = head_end(&head) {
+            head.truncate(end);
+            return Ok(Some(Head::Complete(head)));
+        }
+        if head.len() >= MAX_HEAD {
+            return Ok(Some(Head::TooLarge));
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "request head not complete in time",
+            ));
+        }
+        stream.set_read_timeout(Some(remaining))?;
+        let room = (MAX_HEAD - head.len()).min(chunk.len());
+        let n = match stream.read(chunk.get_mut(..room).unwrap_or_default()) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return if head.is_empty() {
+                Ok(None)
+            } else {
+                Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "client closed in the middle of the request head",
+                ))
+            };
+        }
+        head.extend_from_slice(chunk.get(..n).unwrap_or_default());
+    }
+}
+
+/// Where the head ends (before its blank line), accepting bare line feeds.
+fn head_end(buf: &[u8]) -> Option<usize> {
+    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n");
+    let lf = buf.windows(2).position(|w| w == b"\n\n");
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The answer to a request head, and whether it is a HEAD request (no body sent).
+fn route(head: &[u8], health: &Health) -> (Response, bool) {
+    let Some((method, path)) = parse_request_line(head) else {
+        return (Response::text(400, "malformed request"), false);
+    };
+    let head_only = method == "HEAD";
+    let response = match path {
+        "/healthz" | "/readyz" | "/metrics" if method != "GET" && method != "HEAD" => {
+            let mut response = Response::text(405, "method not allowed");
+            response.allow = true;
+            response
+        }
+        "/healthz" => {
+            let (ok, reason) = health.healthz(OffsetDateTime::now_utc());
+            Response::text(if ok { 200 } else { 503 }, reason)
+        }
+        "/readyz" => {
+            let (ok, reason) = health.readyz();
+            Response::text(if ok { 200 } else { 503 }, reason)
+        }
+        "/metrics" => Response {
+            status: 200,
+            content_type: "text/plain; version=0.0.4; charset=utf-8",
+            body: health.metrics(OffsetDateTime::now_utc()),
+            allow: false,
+        },
+        _ => Response::text(404, "not found"),
+    };
+    (response, head_only)
+}
+
+/// The method and the path (without the query) of a request line `METHOD SP target SP HTTP/1.x`.
+fn parse_request_line(head: &[u8]) -> Option<(&str, &str)> {
+    let line_end = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
+    let line = head.get(..line_end)?;
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let line = std::str::from_utf8(line).ok()?;
+    let mut parts = line.split(' ');
+    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some()
+        || method.is_empty()
+        || !method.bytes().all(is_tchar)
+        || !target.starts_with('/')
+        || target.bytes().any(|b| b.is_ascii_control())
+        || !matches!(version, "HTTP/1.0" | "HTTP/1.1")
+    {
+        return None;
+    }
+    let path = target.split(['?', '#']).next().unwrap_or(target);
+    Some((method, path))
+}
+
+/// A character allowed in a method name (RFC 9110 `tchar`).
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn write_response(stream: &mut TcpStream, response: &Response, head_only: bool) -> io::Result<()> {
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n",
+        response.status,
+        reason_phrase(response.status),
+        response.content_type,
+        response.body.len(),
+    );
+    if response.allow {
+        out.push_str("Allow: GET, HEAD\r\n");
+    }
+    out.push_str("\r\n");
+    if !head_only {
+        out.push_str(&response.body);
+    }
+    stream.write_all(out.as_bytes())?;
+    stream.flush()
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        503 => "Service Unavailable",
+        _ => "",
+    }
+}
+
+/// Reads and drops what the client still sends, for at most [`LINGER`], until it closes.
+fn linger(stream: &mut TcpStream) {
+    let deadline = Instant::now() + LINGER;
+    let mut sink = [0u8; 1024];
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() || stream.set_read_timeout(Some(remaining)).is_err() {
+            return;
+        }
+        match stream.read(&mut sink) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::metrics::tests::{parse_metrics, value};
+    use crate::health::tests::{failed, minutes, report};
+    use crate::refresh::Outcome;
+
+    /// Sends `request` raw and returns the status code and the whole response.
+    fn request(addr: SocketAddr, request: &[u8]) -> (u16, String) {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        stream.write_all(request).expect("write");
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).expect("read");
+        let response = String::from_utf8(response).expect("utf-8");
+        let status = response
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (status, response)
+    }
+
+    fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+        request(
+            addr,
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes(),
+        )
+    }
+
+    fn body(response: &str) -> &str {
+        response.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+    }
+
+    fn header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
+        response
+            .split("\r\n\r\n")
+            .next()?
+            .lines()
+            .skip(1)
+            .find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.eq_ignore_ascii_case(name).then(|| v.trim())
+            })
+    }
+
+    fn start(health: &Health) -> SocketAddr {
+        serve("127.0.0.1:0", health.clone()).expect("serve").0
+    }
+
+    #[test]
+    fn readyz_turns_200_after_a_successful_cycle() {
+        let health = Health::new();
+        let addr = start(&health);
+        let (status, response) = get(addr, "/readyz");
+        assert_eq!(status, 503, "{response}");
+        assert_eq!(body(&response), "no successful cycle yet\n");
+        assert_eq!(header(&response, "connection"), Some("close"));
+
+        // A cycle with a failure does not make it ready.
+        let now = OffsetDateTime::now_utc();
+        health.record_cycle(&report(&[("a", failed())], now + minutes(60)), now);
+        assert_eq!(get(addr, "/readyz").0, 503);
+
+        health.record_cycle(&report(&[("a", Outcome::Updated)], now + minutes(60)), now);
+        let (status, response) = get(addr, "/readyz");
+        assert_eq!(status, 200, "{response}");
+        assert_eq!(body(&response), "ready\n");
+        assert_eq!(header(&response, "content-length"), Some("6"));
+        assert_eq!(
+            header(&response, "content-type"),
+            Some("text/plain; charset=utf-8")
+        );
+
+        // Ready stays ready.
+        health.record_cycle(&report(&[("a", failed())], now + minutes(60)), now);
+        assert_eq!(get(addr, "/readyz").0, 200);
+    }
+
+    #[test]
+    fn healthz_over_http() {
+        let health = Health::new();
+        let addr = start(&health);
+        let (status, response) = get(addr, "/healthz");
+        assert_eq!(status, 200, "{response}");
+        assert!(body(&response).starts_with("starting"), "{response}");
+
+        let now = OffsetDateTime::now_utc();
+        health.record_cycle(&report(&[("a", Outcome::Created)], now + minutes(60)), now);
+        let (status, response) = get(addr, "/healthz");
+        assert_eq!((status, body(&response)), (200, "ok\n"));
+
+        health.record_cycle(&report(&[("a", Outcome::Created)], now + minutes(5)), now);
+        let (status, response) = get(addr, "/healthz");
+        assert_eq!(status, 503, "{response}");
+        assert_eq!(body(&response).lines().count(), 1, "{response}");
+
+        // HEAD: the headers with the GET's length, no body.
+        let (status, response) = request(addr, b"HEAD /healthz HTTP/1.1\r\n\r\n");
+        assert_eq!(status, 503, "{response}");
+        assert_eq!(body(&response), "");
+        let length: usize = header(&response, "content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        assert!(length > 10, "{response}");
+    }
+
+    #[test]
+    fn metrics_over_http() {
+        let health = Health::new();
+        let addr = start(&health);
+        let (status, response) = get(addr, "/metrics?x=1");
+        assert_eq!(status, 200, "{response}");
+        assert_eq!(
+            header(&response, "content-type"),
+            Some("text/plain; version=0.0.4; charset=utf-8")
+        );
+        let body = body(&response);
+        assert_eq!(
+            header(&response, "content-length"),
+            Some(body.len().to_string().as_str())
+        );
+        let samples = parse_metrics(body);
+        assert_eq!(value(&samples, "ecrupdater_ready", ""), Some(0.0));
+    }
+
+    #[test]
+    fn bad_requests() {
+        let health = Health::new();
+        let addr = start(&health);
+        for bad in [
+            &b"garbage\r\n\r\n"[..],
+            b"GET /healthz\r\n\r\n",
+            b"GET  /healthz HTTP/1.1\r\n\r\n",
+            b"GET healthz HTTP/1.1\r\n\r\n",
+            b"GET /healthz HTTP/2.0\r\n\r\n",
+            b"G(T /healthz HTTP/1.1\r\n\r\n",
+            b"GET /\xff HTTP/1.1\r\n\r\n",
+            b"\r\n\r\n",
+        ] {
+            let (status, response) = request(addr, bad);
+            assert_eq!(
+                status,
+                400,
+                "{:?}: {response}",
+                String::from_utf8_lossy(bad)
+            );
+            assert_eq!(header(&response, "connection"), Some("close"));
+        }
+        let mut huge = b"GET /healthz HTTP/1.1\r\nX: ".to_vec();
+        huge.resize(MAX_HEAD + 100, b'a');
+        assert_eq!(request(addr, &huge).0, 400);
+
+        assert_eq!(get(addr, "/nope").0, 404);
+        assert_eq!(get(addr, "/").0, 404);
+        assert_eq!(request(addr, b"POST /nope HTTP/1.1\r\n\r\n").0, 404);
+        let (status, response) = request(
+            addr,
+            b"POST /healthz HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+        );
+        assert_eq!(status, 405, "{response}");
+        assert_eq!(header(&response, "allow"), Some("GET, HEAD"));
+        assert_eq!(request(addr, b"DELETE /metrics HTTP/1.0\n\n").0, 405);
+        // Bare line feeds are fine.
+        assert_eq!(request(addr, b"GET /readyz HTTP/1.0\n\n").0, 503);
+        // A client that closes at once changes nothing.
+        drop(TcpStream::connect(addr).expect("connect"));
+        assert_eq!(get(addr, "/readyz").0, 503);
+    }
+
+    #[test]
+    fn a_silent_client_does_not_block_the_others() {
+        let health = Health::new();
+        let addr = start(&health);
+        let _silent = TcpStream::connect(addr).expect("connect");
+        thread::sleep(Duration::from_millis(50));
+        let started = Instant::now();
+        assert_eq!(get(addr, "/readyz").0, 503);
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+
+    #[test]
+    fn a_trickling_client_does_not_block_the_others() {
+        let health = Health::new();
+        let addr = start(&health);
+        let trickler = thread::spawn(move || {
+            let mut stream = TcpStream::connect(addr).expect("connect");
+            for _ in 0..8 {
+                if stream.write_all(b"G").is_err() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(400));
+            }
+        });
+        thread::sleep(Duration::from_millis(50));
+        let started = Instant::now();
+        assert_eq!(get(addr, "/readyz").0, 503);
+        assert!(started.elapsed() < Duration::from_secs(3));
+        let _ = trickler.join();
+    }
+}
