@@ -57,13 +57,7 @@ fn peers(namespaces: &[&str]) -> Peers {
     for ns in namespaces {
         kube.add_namespace(ns, &[]);
     }
-    let ecr = FakeEcr::start();
-    let expires = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs_f64()
-        + 12.0 * 3600.0;
-    ecr.set_token("AWS", PASSWORD, expires);
+    let (ecr, _) = fake_ecr_with(PASSWORD);
     ecr.set_proxy_endpoint("https://123456789012.dkr.ecr.eu-west-1.amazonaws.com");
     ecr.accept_access_key("AKIAFAKEFAKEFAKE");
     Peers {

@@ -34,14 +34,7 @@ const AT_MOST: usize = 6;
 
 /// The fake ECR, handing out PASSWORD until an expiry 12 hours ahead (whole seconds).
 fn fake_ecr() -> (FakeEcr, f64) {
-    let ecr = FakeEcr::start();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
-    let expires = (now + 12 * 3600) as f64;
-    ecr.set_token("AWS", PASSWORD, expires);
-    (ecr, expires)
+    fake_ecr_with(PASSWORD)
 }
 
 /// Namespaces, each holding a stale pull secret the daemon must replace.

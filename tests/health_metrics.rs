@@ -27,14 +27,7 @@ const HOST: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
 const RECOVERY: Duration = Duration::from_secs(20);
 
 fn fake_ecr() -> (FakeEcr, f64) {
-    let ecr = FakeEcr::start();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
-    let expires = (now + 12 * 3600) as f64;
-    ecr.set_token("AWS", PASSWORD, expires);
-    (ecr, expires)
+    fake_ecr_with(PASSWORD)
 }
 
 fn put_stale_secret(kube: &FakeKube, ns: &str) {

@@ -17,13 +17,13 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ecrupdater_testkit::{FakeEcr, FakeKube};
+use ecrupdater_testkit::FakeKube;
 use serde_json::{Value, json};
 
 use common::*;
@@ -1283,42 +1283,11 @@ impl Drop for Daemon {
     }
 }
 
-/// A GET to 127.0.0.1: (status, body).
-fn http_get(port: u16, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the daemon");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("read answer");
-    let status = answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
 /// The metric names in a real /metrics answer of the daemon, after a successful cycle.
 fn real_metric_names() -> BTreeSet<String> {
     let kube = FakeKube::start();
     kube.add_namespace("team-a", &[]);
-    let ecr = FakeEcr::start();
-    let in_12h = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs_f64()
-        + 12.0 * 3600.0;
-    ecr.set_token("AWS", "shipping-password-0123456789", in_12h);
+    let (ecr, _) = fake_ecr_with("shipping-password-0123456789");
     let (kube_url, ecr_url) = (kube.base_url(), ecr.base_url());
     let vars = [
         ("K8S_PULL_SECRET_NAME", "ecr-pull"),

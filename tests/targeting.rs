@@ -24,14 +24,7 @@ const PASSWORD: &str = "targeting-password-0123456789abcdef";
 const SECRET_KEY: &str = "targeting/secret/key/0123456789abcdefgh";
 
 fn ecr() -> FakeEcr {
-    let ecr = FakeEcr::start();
-    let in_12h = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs_f64()
-        + 12.0 * 3600.0;
-    ecr.set_token("AWS", PASSWORD, in_12h);
-    ecr
+    fake_ecr_with(PASSWORD).0
 }
 
 fn env_for(kube: &FakeKube, ecr: &FakeEcr, extra: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -81,49 +74,13 @@ fn auths(secret: &Value) -> Value {
     serde_json::from_slice::<Value>(&raw).expect("json")["auths"].clone()
 }
 
-/// The daemon running in the background, its log in a file; killed on drop.
-struct Running {
-    child: std::process::Child,
-    log: std::path::PathBuf,
-}
-
-impl Running {
-    fn start(kube: &FakeKube, ecr: &FakeEcr, extra: &[(&str, &str)]) -> Running {
-        let env = env_for(kube, ecr, extra);
-        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let log = temp_dir("running").join("daemon.log");
-        let child = command(&pairs, &[])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("start daemon");
-        let r = Running { child, log };
-        r.wait_for_log("next refresh in", Duration::from_secs(30));
-        r
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn wait_for_log(&self, needle: &str, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        while !self.log().contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "no {needle:?} in the log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The daemon running in the background, after its first cycle.
+fn start_daemon(kube: &FakeKube, ecr: &FakeEcr, extra: &[(&str, &str)]) -> DaemonProcess {
+    let env = env_for(kube, ecr, extra);
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut daemon = DaemonProcess::start(&pairs, &[]);
+    daemon.wait_for_log("next refresh in", Duration::from_secs(30));
+    daemon
 }
 
 fn wait_for_secret(kube: &FakeKube, namespace: &str, limit: Duration) -> Duration {
@@ -200,7 +157,7 @@ fn a_new_namespace_gets_its_secret_within_seconds_from_the_cached_token() {
     let kube = FakeKube::start();
     kube.add_namespace("existing", &[]);
     let ecr = ecr();
-    let daemon = Running::start(&kube, &ecr, &[("ECR_CREATE_MISSING", "true")]);
+    let mut daemon = start_daemon(&kube, &ecr, &[("ECR_CREATE_MISSING", "true")]);
     assert_eq!(ecr.requests().len(), 1);
     // Give the daemon a moment to open its watch, then create a namespace.
     std::thread::sleep(Duration::from_millis(300));
@@ -234,7 +191,7 @@ fn a_410_during_the_watch_leads_to_a_relist_and_no_missed_namespace() {
         "/api/v1/namespaces?watch=true",
         FaultKind::Reset,
     ));
-    let daemon = Running::start(&kube, &ecr, &[("ECR_CREATE_MISSING", "true")]);
+    let mut daemon = start_daemon(&kube, &ecr, &[("ECR_CREATE_MISSING", "true")]);
     daemon.wait_for_log("namespace watch failed", Duration::from_secs(10));
     kube.add_namespace("while-away", &[]);
     kube.compact();

@@ -751,3 +751,21 @@ pub fn assert_pull_secret(
         "{where_}: expiry {annotation} is not the token's ({expires_epoch})"
     );
 }
+
+/// Seconds since the Unix epoch, twelve hours from now (whole seconds): a fresh ECR token's expiry.
+pub fn in_12_hours() -> f64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    (now + 12 * 3600) as f64
+}
+
+/// The fake ECR on 127.0.0.1, handing out `password` until twelve hours from now; returns it with
+/// that expiry.
+pub fn fake_ecr_with(password: &str) -> (ecrupdater_testkit::FakeEcr, f64) {
+    let ecr = ecrupdater_testkit::FakeEcr::start();
+    let expires = in_12_hours();
+    ecr.set_token("AWS", password, expires);
+    (ecr, expires)
+}
