@@ -87,6 +87,8 @@ pub struct CycleReport {
     pub duration: Duration,
     /// The token's expiry.
     pub token_expires_at: OffsetDateTime,
+    /// A dry run: the counts say what would have been written.
+    pub dry_run: bool,
 }
 
 impl CycleReport {
@@ -129,6 +131,18 @@ impl CycleReport {
 impl fmt::Display for CycleReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let expiry = self.token_expires_at.format(&Rfc3339).unwrap_or_default();
+        if self.dry_run {
+            return write!(
+                f,
+                "dry run done, nothing written: {} to create, {} to update, {} unchanged, {} skipped, {} failed in {:.2} s; token expires {expiry}",
+                self.created(),
+                self.updated(),
+                self.unchanged(),
+                self.skipped(),
+                self.failures().len(),
+                self.duration.as_secs_f64(),
+            );
+        }
         write!(
             f,
             "cycle done: {} created, {} updated, {} unchanged, {} skipped, {} failed in {:.2} s; token expires {expiry}",
@@ -220,6 +234,7 @@ impl Refresher {
             outcomes,
             duration: started.elapsed(),
             token_expires_at: token.expires_at,
+            dry_run: self.targets.dry_run,
         })
     }
 

@@ -275,6 +275,10 @@ fn dry_run_logs_what_it_would_do_and_writes_nothing() {
     let out = run.output();
     assert!(out.contains("a/ecr-pull: would update"), "{out}");
     assert!(out.contains("b/ecr-pull: would create"), "{out}");
+    assert!(
+        out.contains("dry run done, nothing written: 1 to create, 1 to update"),
+        "{out}"
+    );
 }
 
 #[test]

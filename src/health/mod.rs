@@ -236,6 +236,7 @@ mod tests {
                 .collect(),
             duration: Duration::from_millis(1500),
             token_expires_at: expires,
+            dry_run: false,
         }
     }
 
@@ -340,6 +341,7 @@ mod tests {
                 outcomes,
                 duration: Duration::ZERO,
                 token_expires_at: now + minutes(60),
+                dry_run: false,
             },
             now,
         );
