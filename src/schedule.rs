@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 /// Never refresh sooner than this after a success (a token with an absurd expiry must not cause
 /// a busy loop).
@@ -32,11 +33,13 @@ pub fn after_success(
     jitter: f64,
 ) -> (Duration, Option<String>) {
     let lifetime = expires_at - fetched_at;
+    let rfc3339 = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_else(|_| t.to_string());
+    let (expires, fetched) = (rfc3339(expires_at), rfc3339(fetched_at));
     let (base, warning) = if lifetime <= time::Duration::ZERO {
         (
             interval,
             Some(format!(
-                "the token's expiry {expires_at} is not after the time it was fetched ({fetched_at}): clock skew or a test endpoint; refreshing every {} s",
+                "the token's expiry {expires} is not after the time it was fetched ({fetched}): clock skew or a test endpoint; refreshing every {} s",
                 interval.as_secs()
             )),
         )
@@ -44,7 +47,7 @@ pub fn after_success(
         (
             interval,
             Some(format!(
-                "the token's expiry {expires_at} is implausibly far away; refreshing every {} s",
+                "the token's expiry {expires} is implausibly far away; refreshing every {} s",
                 interval.as_secs()
             )),
         )

@@ -249,3 +249,47 @@ fn wrong_session_token_is_refused_and_reported() {
     assert_eq!(kube.secrets(), before);
     assert_no_credentials(&out, &[bad_token, &keys.session_secret_access_key]);
 }
+
+#[test]
+fn a_new_namespace_is_served_through_kubectl_proxys_watch_stream() {
+    if !peers_available(&["moto_server", "kubectl", "python3"]) {
+        return;
+    }
+    let (moto, keys) = start_moto();
+    let kube = FakeKube::start();
+    kube.add_namespace("existing", &[]);
+    let dir = temp_dir("e2e-watch");
+    let proxy = start_kubectl_proxy(&kube.base_url(), &dir);
+    let kube_url = format!("http://127.0.0.1:{}", proxy.port);
+    let moto_url = format!("http://127.0.0.1:{}", moto.port);
+    let env = daemon_env(
+        &kube_url,
+        &moto_url,
+        &keys.access_key_id,
+        &keys.secret_access_key,
+    );
+    let mut daemon = DaemonProcess::start(&env, &[]);
+    daemon.wait_for_log("next refresh in", Duration::from_secs(30));
+    assert!(kube.secret("existing", SECRET).is_some());
+    // The watch request goes through the proxy, which streams the events back.
+    std::thread::sleep(Duration::from_millis(300));
+    kube.add_namespace("created-later", &[]);
+    daemon.wait_for_log(
+        "created-later: new namespace served",
+        Duration::from_secs(10),
+    );
+    let secret = kube
+        .secret("created-later", SECRET)
+        .expect("secret in the new namespace");
+    assert_holds_moto_login(&unb64(&secret["data"][".dockerconfigjson"])["auths"][REGISTRY]);
+    assert!(
+        kube.requests()
+            .iter()
+            .any(|r| r.query.contains("watch=true")),
+        "the daemon watched through the proxy"
+    );
+    daemon.assert_running();
+    let (status, log) = daemon.stop();
+    assert_eq!(status, 0);
+    assert_no_credentials(&log, &[&keys.secret_access_key, MOTO_PASSWORD]);
+}
