@@ -171,6 +171,13 @@ pub struct Peer {
     pub port: u16,
 }
 
+impl Peer {
+    /// A peer process listening on `port`.
+    pub fn new(child: Child, port: u16) -> Peer {
+        Peer { child, port }
+    }
+}
+
 impl Drop for Peer {
     fn drop(&mut self) {
         let _ = self.child.kill();
