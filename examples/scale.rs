@@ -17,12 +17,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ecrupdater::aws::CredentialChain;
 use ecrupdater::config::{Config, Env, Flags};
 use ecrupdater::daemon::Daemon;
 use ecrupdater::health::Health;
-use ecrupdater::kube::KubeClient;
-use ecrupdater::tokens::{TokenCache, TokenSource};
 use fakes::{EcrControl, KubeAdmin, mib, start_fake, usage};
 use serde_json::{Value, json};
 
@@ -120,18 +117,7 @@ fn measure(paths: &Paths, n: usize) -> Result<(), String> {
     ];
     let config = Config::from_env(&Env::from_pairs(env_pairs), Flags::default())
         .map_err(|e| e.to_string())?;
-    let kube = KubeClient::new(&config.kube, config.timeouts)?;
-    let source = TokenSource::new(
-        ecrupdater::http::aws_agent(config.timeouts),
-        &config.aws.ecr_endpoint,
-        &config.aws.region,
-        config.registries.clone(),
-    );
-    let chain = CredentialChain::new(
-        config.aws.clone(),
-        ecrupdater::http::aws_agent(config.timeouts),
-    );
-    let mut daemon = Daemon::new(config, kube, TokenCache::new(source, chain), Health::new());
+    let mut daemon = Daemon::from_config(config, Health::new())?;
 
     admin.call("POST", "stats/reset", None)?;
     let started = Instant::now();

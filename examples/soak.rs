@@ -18,13 +18,10 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use ecrupdater::aws::CredentialChain;
 use ecrupdater::config::{Config, Env, Flags};
 use ecrupdater::daemon::{CycleError, Daemon};
 use ecrupdater::health::Health;
-use ecrupdater::kube::KubeClient;
 use ecrupdater::logging::{self, LogSettings};
-use ecrupdater::tokens::{TokenCache, TokenSource};
 use serde_json::{Value, json};
 
 #[path = "support/fakes.rs"]
@@ -144,19 +141,8 @@ fn run() -> Result<(), String> {
         ("AWS_EC2_METADATA_DISABLED", "true"),
     ]);
     let config = Config::from_env(&env, Flags::default()).map_err(|e| e.to_string())?;
-    let kube = KubeClient::new(&config.kube, config.timeouts)?;
-    kube.set_retry_pause(Duration::from_millis(1));
-    let source = TokenSource::new(
-        ecrupdater::http::aws_agent(config.timeouts),
-        &config.aws.ecr_endpoint,
-        &config.aws.region,
-        config.registries.clone(),
-    );
-    let chain = CredentialChain::new(
-        config.aws.clone(),
-        ecrupdater::http::aws_agent(config.timeouts),
-    );
-    let mut daemon = Daemon::new(config, kube, TokenCache::new(source, chain), Health::new());
+    let mut daemon = Daemon::from_config(config, Health::new())?;
+    daemon.kube().set_retry_pause(Duration::from_millis(1));
 
     let mut rng = Rng(o.seed);
     let expires = std::time::SystemTime::now()

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
 use crate::aws::AwsError;
+use crate::aws::CredentialChain;
 use crate::config::Config;
 use crate::health::{Health, Stage};
 use crate::kube::namespaces::{self, WatchEnd, WatchEvent};
@@ -16,7 +17,7 @@ use crate::kube::{KubeClient, KubeError};
 use crate::refresh::{CycleReport, Outcome, Refresher, Targets};
 use crate::schedule::{self, Jitter};
 use crate::shutdown;
-use crate::tokens::TokenCache;
+use crate::tokens::{TokenCache, TokenSource};
 
 /// The longest single watch request; the daemon re-watches from the last resourceVersion.
 const MAX_WATCH: Duration = Duration::from_secs(300);
@@ -46,6 +47,32 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// A daemon with the clients `config` describes: the Kubernetes client (whose error names
+    /// the in-cluster file it could not use), and the token cache over the credential chain,
+    /// each AWS side with its own agent.
+    pub fn from_config(config: Config, health: Health) -> Result<Daemon, String> {
+        let kube = KubeClient::new(&config.kube, config.timeouts)?;
+        let source = TokenSource::new(
+            crate::http::aws_agent(config.timeouts),
+            &config.aws.ecr_endpoint,
+            &config.aws.region,
+            config.registries.clone(),
+        );
+        let chain =
+            CredentialChain::new(config.aws.clone(), crate::http::aws_agent(config.timeouts));
+        Ok(Daemon::new(
+            config,
+            kube,
+            TokenCache::new(source, chain),
+            health,
+        ))
+    }
+
+    /// The Kubernetes client (benchmarks shorten its retry pauses).
+    pub fn kube(&self) -> &KubeClient {
+        &self.kube
+    }
+
     /// A daemon with its clients.
     pub fn new(config: Config, kube: KubeClient, tokens: TokenCache, health: Health) -> Daemon {
         let refresher = Refresher::new(Targets {

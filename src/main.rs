@@ -4,14 +4,11 @@
 
 use std::process::ExitCode;
 
-use ecrupdater::aws::CredentialChain;
 use ecrupdater::config::{self, Command, Config, ConfigError, Env, KubeAccess};
 use ecrupdater::daemon::Daemon;
 use ecrupdater::health::{self, Health};
-use ecrupdater::kube::KubeClient;
 use ecrupdater::logging::{self, LogSettings};
-use ecrupdater::tokens::{TokenCache, TokenSource};
-use ecrupdater::{http, shutdown};
+use ecrupdater::shutdown;
 
 /// Exit status for bad configuration.
 const EXIT_CONFIG: u8 = 2;
@@ -49,22 +46,16 @@ fn main() -> ExitCode {
         log::error!("cannot install the SIGTERM/SIGINT handlers: {e}");
         return ExitCode::from(1);
     }
-    let kube = match KubeClient::new(&config.kube, config.timeouts) {
-        Ok(k) => k,
+    let health = Health::new();
+    let health_addr = config.health_addr.clone();
+    let mut daemon = match Daemon::from_config(config, health.clone()) {
+        Ok(d) => d,
         Err(problem) => {
             return config_error(&ConfigError::new("in-cluster configuration", problem));
         }
     };
-    let token_source = TokenSource::new(
-        http::aws_agent(config.timeouts),
-        &config.aws.ecr_endpoint,
-        &config.aws.region,
-        config.registries.clone(),
-    );
-    let credentials = CredentialChain::new(config.aws.clone(), http::aws_agent(config.timeouts));
-    let health = Health::new();
-    if let Some(addr) = &config.health_addr {
-        match health::serve(addr, health.clone()) {
+    if let Some(addr) = &health_addr {
+        match health::serve(addr, health) {
             Ok((bound, _thread)) => {
                 log::info!("health and metrics on http://{bound} (/healthz, /readyz, /metrics)")
             }
@@ -76,8 +67,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    let tokens = TokenCache::new(token_source, credentials);
-    let status = Daemon::new(config, kube, tokens, health).run();
+    let status = daemon.run();
     ExitCode::from(u8::try_from(status).unwrap_or(1))
 }
 

@@ -12,8 +12,6 @@ use base64::engine::general_purpose::STANDARD;
 use ecrupdater::config::{Config, Env, Flags};
 use ecrupdater::daemon::Daemon;
 use ecrupdater::health::Health;
-use ecrupdater::kube::KubeClient;
-use ecrupdater::tokens::{TokenCache, TokenSource};
 use ecrupdater_testkit::{FakeEcr, FakeKube, Fault, FaultKind};
 use serde_json::{Value, json};
 
@@ -296,19 +294,7 @@ fn steady_state_sends_only_the_updates_and_the_paged_list() {
     let env = env_for(&kube, &ecr, &[("ECR_CREATE_MISSING", "true")]);
     let env = Env::from_pairs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let config = Config::from_env(&env, Flags::default()).expect("config");
-    let kube_client = KubeClient::new(&config.kube, config.timeouts).expect("client");
-    let source = TokenSource::new(
-        ecrupdater::http::aws_agent(config.timeouts),
-        &config.aws.ecr_endpoint,
-        &config.aws.region,
-        config.registries.clone(),
-    );
-    let chain = ecrupdater::aws::CredentialChain::new(
-        config.aws.clone(),
-        ecrupdater::http::aws_agent(config.timeouts),
-    );
-    let tokens = TokenCache::new(source, chain);
-    let mut daemon = Daemon::new(config, kube_client, tokens, Health::new());
+    let mut daemon = Daemon::from_config(config, Health::new()).expect("daemon");
 
     let first = daemon.cycle(true).expect("first cycle");
     assert_eq!(first.created(), n);
