@@ -626,6 +626,14 @@ impl DaemonProcess {
             .collect()
     }
 
+    /// The process's peak resident set so far, in KiB (`VmHWM` in `/proc/PID/status`: a
+    /// high-water mark kept by the kernel, so it holds every spike up to the moment of reading).
+    /// Read it while the daemon still runs (after the answer under test has been handled).
+    pub fn peak_rss_kib(&mut self) -> u64 {
+        self.assert_running();
+        peak_rss_kib(self.child.id())
+    }
+
     /// Fails the test unless the process is still running.
     pub fn assert_running(&mut self) {
         if let Some(status) = self.child.try_wait().expect("wait") {
@@ -775,4 +783,14 @@ pub fn fake_ecr_with(password: &str) -> (ecrupdater_testkit::FakeEcr, f64) {
     let expires = in_12_hours();
     ecr.set_token("AWS", password, expires);
     (ecr, expires)
+}
+
+/// The peak resident set of process `pid` so far, in KiB (`VmHWM` in `/proc/PID/status`).
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc status")
 }
