@@ -356,7 +356,7 @@ fn serve_new(
     if refresher.is_known(namespace) || !refresher.targets().selection.wants(namespace) {
         return;
     }
-    let token = match tokens.get(false) {
+    let token = match tokens.get_paced() {
         Ok(token) => token,
         Err(e) => {
             log::error!("{namespace}: new namespace, but no token: {e}");

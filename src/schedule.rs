@@ -22,10 +22,12 @@ pub const UNREACHABLE_CAP: Duration = Duration::from_secs(30);
 const MAX_BELIEVABLE_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// How long after a successful refresh the next one is due: the earlier of `interval` and the
-/// moment the token has a quarter of its lifetime left, spread by ±10 % (`jitter` in `[0, 1)`),
-/// and never less than [`MIN_REFRESH_DELAY`]. The second value is a warning to log when the
-/// token's expiry cannot be believed (in the past, or absurdly far), in which case the interval
-/// alone decides.
+/// moment the token has a quarter of its lifetime left, spread DOWN by up to 10 % (`jitter` in
+/// `[0, 1)`: between 90 % and 100 %, so `ECR_UPDATE_INTERVAL` stays the longest time between
+/// refreshes), and never less than [`MIN_REFRESH_DELAY`]. The second value is a warning to log
+/// when the token's expiry cannot be believed (in the past, or absurdly far), in which case the
+/// interval alone decides. (ECR answers are checked before they get here, so this is a second
+/// line of defence.)
 pub fn after_success(
     fetched_at: OffsetDateTime,
     expires_at: OffsetDateTime,
@@ -39,23 +41,21 @@ pub fn after_success(
         (
             interval,
             Some(format!(
-                "the token's expiry {expires} is not after the time it was fetched ({fetched}): clock skew or a test endpoint; refreshing every {} s",
-                interval.as_secs()
+                "the token's expiry {expires} is not after the time it was fetched ({fetched}): clock skew or a test endpoint; ECR_UPDATE_INTERVAL alone decides the next refresh"
             )),
         )
     } else if lifetime > MAX_BELIEVABLE_LIFETIME {
         (
             interval,
             Some(format!(
-                "the token's expiry {expires} is implausibly far away; refreshing every {} s",
-                interval.as_secs()
+                "the token's expiry {expires} is implausibly far away; ECR_UPDATE_INTERVAL alone decides the next refresh"
             )),
         )
     } else {
         let three_quarters = Duration::from_secs_f64(lifetime.as_seconds_f64() * 0.75);
         (interval.min(three_quarters), None)
     };
-    let spread = 1.0 + 0.2 * (jitter.clamp(0.0, 1.0) - 0.5);
+    let spread = 1.0 - 0.1 * jitter.clamp(0.0, 1.0);
     let delay = Duration::from_secs_f64(base.as_secs_f64() * spread);
     (delay.max(MIN_REFRESH_DELAY), warning)
 }
@@ -123,7 +123,7 @@ mod tests {
             Duration::from_secs(3600),
             0.5,
         );
-        assert_eq!(d, Duration::from_secs(3600));
+        assert!(d <= Duration::from_secs(3600) && d >= Duration::from_secs(3240));
         assert!(w.is_none());
     }
 
@@ -133,21 +133,26 @@ mod tests {
             NOW,
             NOW + time::Duration::hours(12),
             Duration::from_secs(43_200),
-            0.5,
+            0.0,
         );
         assert_eq!(d, Duration::from_secs(9 * 3600));
     }
 
     #[test]
-    fn jitter_spreads_by_ten_percent() {
+    fn jitter_spreads_down_by_ten_percent_and_never_beyond_the_interval() {
         let interval = Duration::from_secs(3600);
         let exp = NOW + time::Duration::hours(12);
         assert_eq!(
             after_success(NOW, exp, interval, 0.0).0,
-            Duration::from_secs(3240)
+            Duration::from_secs(3600)
         );
-        let high = after_success(NOW, exp, interval, 0.999_999).0.as_secs_f64();
-        assert!((3959.0..=3960.0).contains(&high), "{high}");
+        let low = after_success(NOW, exp, interval, 0.999_999).0.as_secs_f64();
+        assert!((3240.0..=3241.0).contains(&low), "{low}");
+        let mut jitter = Jitter::from_clock();
+        for _ in 0..1000 {
+            let (d, _) = after_success(NOW, exp, interval, jitter.sample());
+            assert!(d <= interval && d >= interval * 9 / 10, "{d:?}");
+        }
     }
 
     #[test]
@@ -159,7 +164,8 @@ mod tests {
             0.0,
         );
         assert_eq!(d, MIN_REFRESH_DELAY);
-        assert!(w.expect("warning").contains("clock skew"));
+        let w = w.expect("warning");
+        assert!(w.contains("clock skew") && !w.contains("every"), "{w}");
         let (_, w) = after_success(
             NOW,
             NOW + time::Duration::days(400),

@@ -1,14 +1,23 @@
 //! The registry logins for one cycle: one GetAuthorizationToken per distinct region (and API),
 //! never one per namespace, turned into one login per registry host. With no `ECR_REGISTRIES`,
 //! the configured region's token and the registry its `proxyEndpoint` names.
+//!
+//! [`TokenCache`] also paces the fetches made outside a cycle (for namespaces arriving through
+//! the watch, [`TokenCache::get_paced`]): after a failed fetch none is tried again before the
+//! same backoff the cycles follow ([`schedule::after_failure`]), and after a good one none
+//! before [`schedule::MIN_REFRESH_DELAY`], however many namespaces arrive.
+
+use std::time::{Duration, Instant};
 
 use ureq::Agent;
 
 use crate::aws::ecr::{Api, EcrClient};
+use crate::aws::error::AwsErrorKind;
 use crate::aws::{AwsError, CredentialChain, Credentials};
 use crate::config::Registry;
 use crate::dockercfg::{RegistryLogin, registry_host};
 use crate::refresh::Token;
+use crate::schedule::{self, Jitter};
 
 /// A cached token is reused only while it stays valid this much longer.
 const REUSE_MARGIN: time::Duration = time::Duration::minutes(15);
@@ -67,7 +76,9 @@ impl TokenSource {
         let mut logins = Vec::with_capacity(self.registries.len());
         let mut expires_at = None;
         for (api, region, endpoint) in calls {
-            let client = EcrClient::for_api(self.agent.clone(), endpoint, region, api);
+            let hosts = self.registries.iter().map(|r| r.host.clone()).collect();
+            let client =
+                EcrClient::for_api(self.agent.clone(), endpoint, region, api).allowing_hosts(hosts);
             let data = client.get_authorization_token(credentials)?;
             log::debug!("token for {region} ({api:?}) expires {}", data.expires_at);
             expires_at = Some(
@@ -94,11 +105,18 @@ impl TokenSource {
     }
 }
 
-/// The current token, with where new ones come from.
+/// The current token, with where new ones come from, and the pace of fetches.
 pub struct TokenCache {
     source: TokenSource,
     credentials: CredentialChain,
     current: Option<(Token, time::OffsetDateTime)>,
+    /// Fetches failed in a row.
+    failures: u32,
+    /// Before this, [`TokenCache::get_paced`] fetches nothing.
+    not_before: Option<Instant>,
+    /// The last failure, shown while waiting.
+    last_error: Option<String>,
+    jitter: Jitter,
 }
 
 impl TokenCache {
@@ -108,37 +126,115 @@ impl TokenCache {
             source,
             credentials,
             current: None,
+            failures: 0,
+            not_before: None,
+            last_error: None,
+            jitter: Jitter::from_clock(),
         }
     }
 
     /// The token to write: the cached one while it stays good for 15 more minutes and
-    /// `force_new` is not set, else a new one.
+    /// `force_new` is not set, else a new one. For cycles, which the daemon's loop paces.
     pub fn get(&mut self, force_new: bool) -> Result<&Token, AwsError> {
         let now = time::OffsetDateTime::now_utc();
-        let reusable = self
-            .current
-            .as_ref()
-            .is_some_and(|(t, _)| t.expires_at > now + REUSE_MARGIN);
-        if force_new || !reusable {
-            let credentials = self.credentials.credentials()?;
-            let token = self.source.fetch(&credentials)?;
-            let hosts: Vec<&str> = token.logins.iter().map(|l| l.host.as_str()).collect();
-            log::debug!(
-                "ECR token for {} (credentials from {}), expires {}",
-                hosts.join(", "),
-                credentials.source,
-                token.expires_rfc3339()
-            );
-            self.current = Some((token, now));
+        if force_new || !self.reusable(now) {
+            self.fetch(now)?;
         }
-        match &self.current {
-            Some((token, _)) => Ok(token),
-            None => unreachable!("a token was just stored or reused"),
+        self.cached()
+    }
+
+    /// The token for a namespace that arrived between cycles: the cached one while it stays
+    /// good for 15 more minutes; else a new one, unless a fetch is not due yet (the backoff
+    /// after a failure, a minute after a success), in which case the cached one while it is
+    /// still valid at all, or an error saying when the next fetch is due. Never more fetches
+    /// than the cycles' own backoff allows, however many namespaces arrive.
+    pub fn get_paced(&mut self) -> Result<&Token, AwsError> {
+        let now = time::OffsetDateTime::now_utc();
+        if self.reusable(now) {
+            return self.cached();
+        }
+        let wait = self
+            .not_before
+            .map(|t| t.saturating_duration_since(Instant::now()))
+            .filter(|w| !w.is_zero());
+        match wait {
+            None => {
+                self.fetch(now)?;
+                self.cached()
+            }
+            Some(_)
+                if self
+                    .current
+                    .as_ref()
+                    .is_some_and(|(t, _)| t.expires_at > now) =>
+            {
+                self.cached()
+            }
+            Some(wait) => Err(AwsError::new(
+                "ECR GetAuthorizationToken",
+                AwsErrorKind::Credentials(format!(
+                    "no valid token, and the next fetch is due in {} s{}",
+                    wait.as_secs().max(1),
+                    self.last_error
+                        .as_deref()
+                        .map(|e| format!(" (the last one failed: {e})"))
+                        .unwrap_or_default()
+                )),
+            )),
         }
     }
 
     /// The cached token and when it was fetched, if any.
     pub fn current(&self) -> Option<&(Token, time::OffsetDateTime)> {
         self.current.as_ref()
+    }
+
+    fn reusable(&self, now: time::OffsetDateTime) -> bool {
+        self.current
+            .as_ref()
+            .is_some_and(|(t, _)| t.expires_at > now + REUSE_MARGIN)
+    }
+
+    fn cached(&self) -> Result<&Token, AwsError> {
+        match &self.current {
+            Some((token, _)) => Ok(token),
+            None => unreachable!("a token was just stored or reused"),
+        }
+    }
+
+    /// One fetch, recorded for the pace of the next.
+    fn fetch(&mut self, now: time::OffsetDateTime) -> Result<(), AwsError> {
+        let fetched = self
+            .credentials
+            .credentials()
+            .and_then(|credentials| Ok((self.source.fetch(&credentials)?, credentials)));
+        match fetched {
+            Ok((token, credentials)) => {
+                let hosts: Vec<&str> = token.logins.iter().map(|l| l.host.as_str()).collect();
+                log::debug!(
+                    "ECR token for {} (credentials from {}), expires {}",
+                    hosts.join(", "),
+                    credentials.source,
+                    token.expires_rfc3339()
+                );
+                self.current = Some((token, now));
+                self.failures = 0;
+                self.last_error = None;
+                self.not_before = Some(Instant::now() + schedule::MIN_REFRESH_DELAY);
+                Ok(())
+            }
+            Err(e) => {
+                self.failures = self.failures.saturating_add(1);
+                let token_left = self.current.as_ref().and_then(|(t, _)| {
+                    let left = t.expires_at - now;
+                    (left > time::Duration::ZERO)
+                        .then(|| Duration::from_secs_f64(left.as_seconds_f64()))
+                });
+                let wait = schedule::after_failure(self.failures, token_left, self.jitter.sample());
+                self.not_before = Some(Instant::now() + wait);
+                self.last_error = Some(e.to_string());
+                Err(e)
+            }
+        }
     }
 }

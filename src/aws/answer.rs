@@ -1,11 +1,46 @@
-//! Reading an AWS endpoint's answer: status, error type and body (bounded), with a failure to get
-//! one turned into an [`AwsError`] naming the operation. Shared by ECR, STS, IMDS and the
-//! container endpoint.
+//! Reading an AWS endpoint's answer: status, error type and body, with the body bounded WHILE it
+//! is read (a cap per kind of answer, [`Cap`]), and a failure to get one turned into an
+//! [`AwsError`] naming the operation. Shared by ECR, STS, IMDS and the container endpoint, direct
+//! or through a proxy. Also the bounded read of the small local files the credential chain uses
+//! ([`read_small_file`]).
+//!
+//! Error classes: no answer at all (refused, reset, timeout) is `Transport`, worth another try;
+//! an answer that is too big, not UTF-8 or not valid HTTP is `Protocol`: the peer is broken or
+//! hostile, and asking again brings the same answer.
+
+use std::io::Read;
+use std::path::Path;
 
 use ureq::Body;
 use ureq::http::Response;
 
 use super::error::{AwsError, AwsErrorKind};
+
+/// The most bytes of body read from each kind of AWS answer (errors included). Real answers are
+/// far smaller; the parsed `serde_json::Value` or XML of a body this size stays under a few MiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cap {
+    /// ECR GetAuthorizationToken: about 3 KiB (a 2 KiB token, its endpoint and expiry).
+    Ecr,
+    /// STS AssumeRole(WithWebIdentity): about 2-4 KiB of XML.
+    Sts,
+    /// An IMDS or container-endpoint credential document (about 1.5 KiB) or role list.
+    Metadata,
+    /// The IMDSv2 session token (56 characters).
+    ImdsToken,
+}
+
+impl Cap {
+    /// The cap in bytes.
+    pub const fn bytes(self) -> u64 {
+        match self {
+            Cap::Ecr => 64 * 1024,
+            Cap::Sts => 64 * 1024,
+            Cap::Metadata => 16 * 1024,
+            Cap::ImdsToken => 4 * 1024,
+        }
+    }
+}
 
 /// An answer, read whole.
 #[derive(Debug, Clone)]
@@ -35,32 +70,115 @@ impl Answer {
 }
 
 /// Reads the answer to a request sent with `send` (run so that a shutdown signal can end it),
-/// reading at most `limit` bytes of body.
+/// reading at most `cap` bytes of body: one byte more ends the read with a protocol error.
 pub fn receive(
     operation: &str,
-    limit: u64,
+    cap: Cap,
     send: impl FnOnce() -> Result<Response<Body>, ureq::Error>,
 ) -> Result<Answer, AwsError> {
-    let transport =
-        |e: ureq::Error| AwsError::new(operation, AwsErrorKind::Transport(e.to_string()));
-    crate::shutdown::abortable(|| {
+    let read = crate::shutdown::abortable(|| {
         let response = send()?;
         let status = response.status().as_u16();
         let error_type = response
             .headers()
             .get("x-amzn-errortype")
             .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+            .map(|v| v.chars().take(256).collect::<String>());
         let body = response
             .into_body()
             .with_config()
-            .limit(limit)
-            .read_to_string()?;
-        Ok(Answer {
-            status,
-            error_type,
-            body,
-        })
+            .limit(cap.bytes())
+            .read_to_vec()?;
+        Ok((status, error_type, body))
+    });
+    let (status, error_type, body) = read.map_err(|e| classify(operation, cap, e))?;
+    let body = String::from_utf8(body).map_err(|_| {
+        AwsError::new(
+            operation,
+            AwsErrorKind::Protocol(format!("HTTP {status} answer is not UTF-8")),
+        )
+    })?;
+    Ok(Answer {
+        status,
+        error_type,
+        body,
     })
-    .map_err(transport)
+}
+
+/// Whether a ureq failure is a broken answer (too big, not HTTP, malformed) rather than none.
+pub fn is_broken_answer(e: &ureq::Error) -> bool {
+    match e {
+        ureq::Error::BodyExceedsLimit(_)
+        | ureq::Error::Protocol(_)
+        | ureq::Error::LargeResponseHeader(..) => true,
+        ureq::Error::Io(io) => io.kind() == std::io::ErrorKind::InvalidData,
+        _ => false,
+    }
+}
+
+/// A ureq failure as an AWS error of the right class: a broken answer is `Protocol`, no answer
+/// `Transport`.
+pub fn classify(operation: &str, cap: Cap, e: ureq::Error) -> AwsError {
+    let kind = match &e {
+        ureq::Error::BodyExceedsLimit(_) => AwsErrorKind::Protocol(format!(
+            "the answer is larger than {} KiB",
+            cap.bytes() / 1024
+        )),
+        ureq::Error::Protocol(_) | ureq::Error::LargeResponseHeader(..) => {
+            AwsErrorKind::Protocol(format!("the answer is not valid HTTP: {e}"))
+        }
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+            AwsErrorKind::Protocol(format!("the answer is malformed: {e}"))
+        }
+        _ => AwsErrorKind::Transport(e.to_string()),
+    };
+    AwsError::new(operation, kind)
+}
+
+/// The most bytes read from a token file (web identity, container authorization): real ones
+/// are 1-2 KiB.
+pub const TOKEN_FILE_CAP: u64 = 64 * 1024;
+/// The most bytes read from a shared credentials or config file.
+pub const SHARED_FILE_CAP: u64 = 1024 * 1024;
+
+/// Reads a regular file of at most `cap` bytes as UTF-8. A FIFO, a device (`/dev/zero`) or a
+/// folder is refused without being opened for reading, so it can neither block nor fill memory.
+pub fn read_small_file(path: &Path, cap: u64) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind};
+    let metadata = std::fs::metadata(path)?;
+    if !metadata.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(cap + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!("larger than {} KiB", cap / 1024),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| Error::new(ErrorKind::InvalidData, "not UTF-8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_files_only() {
+        let dir = std::env::temp_dir().join(format!("ecrupdater-answer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("f");
+        std::fs::write(&file, "0123456789").expect("write");
+        assert_eq!(read_small_file(&file, 10).expect("fits"), "0123456789");
+        let err = read_small_file(&file, 9).expect_err("too big");
+        assert!(err.to_string().contains("larger than"), "{err}");
+        assert!(read_small_file(&dir, 100).is_err(), "a folder");
+        let err = read_small_file(Path::new("/dev/zero"), 100).expect_err("a device");
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        std::fs::write(&file, [0xff, 0xfe]).expect("write");
+        assert!(read_small_file(&file, 10).is_err(), "not UTF-8");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ureq::Agent;
 
-use super::answer::receive;
+use super::answer::{Cap, receive};
 use super::credentials::{Credentials, read_token_file};
 use super::error::{AwsError, AwsErrorKind};
 use super::imds::{local_agent, parse_credentials_json};
@@ -63,7 +63,7 @@ impl ContainerEndpoint {
         if let Some(token) = &token {
             request = request.header("authorization", token.expose());
         }
-        let answer = receive(&operation, 64 * 1024, || request.call())?;
+        let answer = receive(&operation, Cap::Metadata, || request.call())?;
         if answer.status != 200 {
             return Err(AwsError::from_response(
                 &operation,

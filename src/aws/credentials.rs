@@ -446,7 +446,7 @@ fn from_environment(settings: &AwsSettings) -> Option<Credentials> {
 /// A token file's content, trimmed and wrapped; an empty file or one with several lines is
 /// refused.
 pub fn read_token_file(path: &Path) -> Result<Sensitive, String> {
-    let text = std::fs::read_to_string(path)
+    let text = super::answer::read_small_file(path, super::answer::TOKEN_FILE_CAP)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let token = text.trim();
     if token.is_empty() {

@@ -21,8 +21,12 @@ pub enum AwsErrorKind {
         /// The service's message (may be empty).
         message: String,
     },
-    /// A success status with a body that does not hold what it should.
+    /// A success status with a body that does not hold what it should (not JSON, a field
+    /// missing, a value refused): a protocol error, not retried at once.
     Decode(String),
+    /// An answer that is broken as an answer: larger than its cap, not UTF-8, not valid HTTP.
+    /// A protocol error, not retried at once (the same request brings the same answer).
+    Protocol(String),
     /// No credentials could be found or made.
     Credentials(String),
 }
@@ -120,7 +124,14 @@ impl fmt::Display for AwsError {
                 )
             }
             AwsErrorKind::Decode(e) => {
-                write!(f, "{} answered something unexpected: {e}", self.operation)
+                write!(
+                    f,
+                    "{} failed: protocol error: unexpected answer: {e}",
+                    self.operation
+                )
+            }
+            AwsErrorKind::Protocol(e) => {
+                write!(f, "{} failed: protocol error: {e}", self.operation)
             }
             AwsErrorKind::Credentials(e) => write!(f, "{}: {e}", self.operation),
         }
@@ -129,10 +140,25 @@ impl fmt::Display for AwsError {
 
 impl std::error::Error for AwsError {}
 
-/// `aws.protocol#Code:http://...` or `com.amazonaws.ecr#Code` -> `Code`.
+/// The longest error code kept (real ones are under 50 characters).
+const MAX_CODE_CHARS: usize = 64;
+/// The longest service message kept, in characters, after masking.
+const MAX_MESSAGE_CHARS: usize = 300;
+
+/// `aws.protocol#Code:http://...` or `com.amazonaws.ecr#Code` -> `Code`. Anything but letters,
+/// digits, `.`, `_` and `-` makes it no code at all (a code goes into log lines and metrics).
 fn clean_code(raw: &str) -> String {
     let code = raw.split(':').next().unwrap_or(raw);
-    code.rsplit('#').next().unwrap_or(code).trim().to_string()
+    let code = code.rsplit('#').next().unwrap_or(code).trim();
+    let plain = code.len() <= MAX_CODE_CHARS
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if plain {
+        code.to_string()
+    } else {
+        String::new()
+    }
 }
 
 /// (code, message) from a JSON or XML error body; empty strings when absent.
@@ -183,14 +209,34 @@ pub fn xml_text(xml: &str, tag: &str) -> Option<String> {
     )
 }
 
-/// Messages go into one log line: newlines folded, length bounded.
+/// Messages go into one log line: every registered credential masked FIRST (a cut made before
+/// would leave a piece of an echoed credential unmasked), then white space folded, control
+/// characters escaped, and the length bounded on a character boundary.
 fn one_line(message: &str) -> String {
-    let folded: String = message.split_whitespace().collect::<Vec<_>>().join(" ");
-    if folded.chars().count() > 300 {
-        folded.chars().take(300).collect::<String>() + "..."
-    } else {
-        folded
+    let masked = crate::secret::scrub(message);
+    let mut out = String::new();
+    let mut chars = 0usize;
+    for (i, word) in masked.split_whitespace().enumerate() {
+        if i > 0 {
+            out.push(' ');
+            chars += 1;
+        }
+        for c in word.chars() {
+            if chars >= MAX_MESSAGE_CHARS {
+                out.push_str("...");
+                return out;
+            }
+            if c.is_control() {
+                let escaped: String = c.escape_default().collect();
+                chars += escaped.len();
+                out.push_str(&escaped);
+            } else {
+                out.push(c);
+                chars += 1;
+            }
+        }
     }
+    out
 }
 
 #[cfg(test)]
@@ -221,6 +267,49 @@ mod tests {
         assert_eq!(e.code(), Some("SignatureDoesNotMatch"));
         assert!(!e.is_transient());
         assert!(e.to_string().contains("HTTP 403 SignatureDoesNotMatch: The request signature we calculated does not match & so on"));
+    }
+
+    #[test]
+    fn an_echoed_credential_is_masked_before_the_cut() {
+        let token = format!("FQoGZXIvYXdzE{}", "Q".repeat(600));
+        crate::secret::register(&token);
+        let body =
+            format!(r#"{{"__type":"InvalidClientTokenId","message":"bad token {token} given"}}"#);
+        let e = AwsError::from_response("STS AssumeRole", 403, None, &body);
+        let text = e.to_string();
+        assert!(text.contains("bad token *** given"), "{text}");
+        assert!(!text.contains("QQQQQQQQQQQQQQQQ"), "{text}");
+    }
+
+    #[test]
+    fn messages_are_one_bounded_line_cut_on_a_char_boundary() {
+        let body = format!(
+            r#"{{"__type":"X","message":"line one\nline two\u001b[31m {}"}}"#,
+            "\u{e9}".repeat(1000)
+        );
+        let e = AwsError::from_response("X", 400, None, &body);
+        let text = e.to_string();
+        assert!(!text.contains('\n') && !text.contains('\u{1b}'), "{text}");
+        assert!(text.contains(r"line one line two\u{1b}[31m"), "{text}");
+        assert!(text.ends_with("..."), "{text}");
+        let AwsErrorKind::Service { message, .. } = &e.kind else {
+            panic!("service error")
+        };
+        let length = message.chars().count();
+        assert!(
+            (MAX_MESSAGE_CHARS..=MAX_MESSAGE_CHARS + 3).contains(&length),
+            "{length}"
+        );
+    }
+
+    #[test]
+    fn odd_codes_are_dropped() {
+        let long = format!(r#"{{"__type":"{}"}}"#, "A".repeat(70_000));
+        let e = AwsError::from_response("X", 400, None, &long);
+        assert_eq!(e.code(), Some("HTTP400"));
+        let forged = r#"{"__type":"Bad\ncycle done"}"#;
+        let e = AwsError::from_response("X", 400, None, forged);
+        assert_eq!(e.code(), Some("HTTP400"));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use serde_json::Value;
 use ureq::Agent;
 use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 
-use super::answer::receive;
+use super::answer::{Cap, classify, is_broken_answer, receive};
 use super::credentials::Credentials;
 use super::error::{AwsError, AwsErrorKind};
 use super::sts::parse_expiration;
@@ -100,6 +100,13 @@ impl Imds {
                 )
             })?
             .to_string();
+        // The name goes into a path: only what IAM allows in a role name.
+        validate_role_name(&role).map_err(|problem| {
+            AwsError::new(
+                format!("IMDS GET {ROLES_PATH}"),
+                AwsErrorKind::Protocol(problem),
+            )
+        })?;
         let path = format!("{ROLES_PATH}{role}");
         let document = self.get(&path, token.as_ref())?;
         let credentials = parse_credentials_json(&document, source)
@@ -119,17 +126,46 @@ impl Imds {
                 .send_empty()
                 .and_then(|r| {
                     let status = r.status().as_u16();
-                    let body = r.into_body().with_config().limit(4096).read_to_string()?;
+                    let body = r
+                        .into_body()
+                        .with_config()
+                        .limit(Cap::ImdsToken.bytes())
+                        .read_to_vec()?;
                     Ok((status, body))
                 })
         });
+        let sent = match sent {
+            Ok((status, body)) => match String::from_utf8(body) {
+                Ok(body) => Ok((status, body)),
+                Err(_) => {
+                    return Err(AwsError::new(
+                        operation,
+                        AwsErrorKind::Protocol(format!("HTTP {status} answer is not UTF-8")),
+                    ));
+                }
+            },
+            Err(e) => Err(e),
+        };
         let refused = match sent {
             Ok((200, token)) if !token.trim().is_empty() => {
-                return Ok(Some(Sensitive::new(token.trim())));
+                let token = token.trim();
+                // The token goes into a header: printable ASCII only.
+                if !token.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(AwsError::new(
+                        operation,
+                        AwsErrorKind::Protocol(
+                            "the session token holds spaces or control characters".into(),
+                        ),
+                    ));
+                }
+                return Ok(Some(Sensitive::new(token)));
             }
             Ok((status @ 403..=405, _)) => format!("refused with HTTP {status}"),
             Ok((status, body)) => {
                 return Err(AwsError::from_response(&operation, status, None, &body));
+            }
+            Err(e) if is_broken_answer(&e) => {
+                return Err(classify(&operation, Cap::ImdsToken, e));
             }
             Err(e) if unreachable(&e) => {
                 return Err(AwsError::new(
@@ -160,7 +196,7 @@ impl Imds {
         if let Some(token) = token {
             request = request.header(TOKEN_HEADER, token.expose());
         }
-        let answer = receive(&operation, 64 * 1024, || request.call())?;
+        let answer = receive(&operation, Cap::Metadata, || request.call())?;
         let (status, body) = (answer.status, answer.body);
         match status {
             200 => Ok(body),
@@ -172,6 +208,22 @@ impl Imds {
             )),
             _ => Err(AwsError::from_response(&operation, status, None, &body)),
         }
+    }
+}
+
+/// An IAM role name (1 to 64 of letters, digits and `+=,.@_-`), as IMDS lists it.
+fn validate_role_name(role: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&role.len())
+        && role
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "the listed role name is not an IAM role name (1 to 64 of letters, digits and +=,.@_-): {:?}",
+            role.chars().take(64).collect::<String>()
+        ))
     }
 }
 

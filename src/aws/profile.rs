@@ -36,7 +36,7 @@ impl ProfileSet {
     ) -> Result<Self, String> {
         let mut set = ProfileSet::default();
         let read = |path: &Path| -> Result<Option<String>, String> {
-            match std::fs::read_to_string(path) {
+            match super::answer::read_small_file(path, super::answer::SHARED_FILE_CAP) {
                 Ok(text) => Ok(Some(text)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(format!("cannot read {}: {e}", path.display())),

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use ureq::Agent;
 
-use super::answer::receive;
+use super::answer::{Cap, receive};
 use super::credentials::Credentials;
 use super::error::{AwsError, AwsErrorKind};
 use super::sign::{Unsigned, signature_headers};
@@ -90,7 +90,7 @@ impl StsClient {
             call = call.header(name.as_str(), value.as_str());
         }
         let text =
-            receive(OPERATION, 256 * 1024, || call.send(body.as_str()))?.into_success(OPERATION)?;
+            receive(OPERATION, Cap::Sts, || call.send(body.as_str()))?.into_success(OPERATION)?;
         parse_credentials(&text, source)
             .map_err(|e| AwsError::new(OPERATION, AwsErrorKind::Decode(e)))
     }
@@ -116,7 +116,7 @@ impl StsClient {
         log::trace!("POST {url} (STS AssumeRoleWithWebIdentity {role_arn})");
         let call = self.agent.post(&url).header("content-type", CONTENT_TYPE);
         let text =
-            receive(OPERATION, 256 * 1024, || call.send(body.as_str()))?.into_success(OPERATION)?;
+            receive(OPERATION, Cap::Sts, || call.send(body.as_str()))?.into_success(OPERATION)?;
         parse_credentials(&text, source)
             .map_err(|e| AwsError::new(OPERATION, AwsErrorKind::Decode(e)))
     }
