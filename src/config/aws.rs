@@ -6,7 +6,9 @@
 
 use std::path::PathBuf;
 
-use super::values::{default_endpoint, parse_base_url, parse_bool, validate_region};
+use super::values::{
+    UrlKind, default_endpoint, parse_base_url, parse_bool, parse_url, shown, validate_region,
+};
 use super::{ConfigError, Env};
 use crate::secret::Sensitive;
 
@@ -132,6 +134,7 @@ pub(super) fn aws_settings(env: &Env) -> Result<AwsSettings, ConfigError> {
             (None, None) => Ok(default_endpoint(service, region)),
         }
     };
+    check_proxies(env)?;
     let ecr_endpoint = endpoint("AWS_ENDPOINT_URL_ECR", "api.ecr")?;
     let sts_endpoint = endpoint("AWS_ENDPOINT_URL_STS", "sts")?;
 
@@ -287,6 +290,27 @@ pub(super) fn aws_settings(env: &Env) -> Result<AwsSettings, ConfigError> {
     })
 }
 
+/// The proxy variables ureq reads for the AWS calls (`ureq::Proxy::try_from_env`, in this
+/// order; the first valid one wins there, so a mistyped one would silently fall through to the
+/// next or to no proxy at all: here any invalid one is refused).
+pub const PROXY_VARIABLES: [&str; 6] = [
+    "ALL_PROXY",
+    "all_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+];
+
+fn check_proxies(env: &Env) -> Result<(), ConfigError> {
+    for name in PROXY_VARIABLES {
+        if let Some(url) = env.get(name) {
+            parse_url(name, url, UrlKind::Proxy)?;
+        }
+    }
+    Ok(())
+}
+
 /// The container credentials endpoint, as the SDKs accept it: `_RELATIVE_URI` (on
 /// 169.254.170.2) wins over `_FULL_URI`, which must be https, a loopback address, or one of the
 /// ECS / EKS Pod Identity agent addresses. The token file wins over the token.
@@ -295,22 +319,34 @@ fn container_settings(env: &Env) -> Result<Option<ContainerSettings>, ConfigErro
     const FULL: &str = "AWS_CONTAINER_CREDENTIALS_FULL_URI";
     let (uri, uri_var) = match (env.get(RELATIVE), env.get(FULL)) {
         (Some(path), _) => {
-            if !path.starts_with('/') {
+            if !path.starts_with('/') || path.starts_with("//") {
                 return Err(ConfigError::new(
                     RELATIVE,
-                    format!("must be a path starting with '/', got {path:?}"),
+                    format!(
+                        "must be a path starting with one '/', got {:?}",
+                        shown(path)
+                    ),
                 ));
             }
-            (format!("http://169.254.170.2{path}"), RELATIVE)
+            let url = parse_url(
+                RELATIVE,
+                &format!("http://169.254.170.2{path}"),
+                UrlKind::Full,
+            )?;
+            (url, RELATIVE)
         }
         (None, Some(url)) => {
-            let url = parse_base_url(FULL, url)?;
-            if let Some(rest) = url.strip_prefix("http://") {
-                let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-                let host = match authority.strip_prefix('[') {
-                    Some(v6) => v6.split(']').next().unwrap_or_default(),
-                    None => authority.split(':').next().unwrap_or_default(),
-                };
+            let url = parse_url(FULL, url, UrlKind::Full)?;
+            if url.starts_with("http://") {
+                // parse_url refused user info, so this host is the one connected to.
+                let uri: ureq::http::Uri = url
+                    .parse()
+                    .map_err(|_| ConfigError::new(FULL, "is not a valid URL"))?;
+                let host = uri.host().unwrap_or_default();
+                let host = host
+                    .strip_prefix('[')
+                    .and_then(|h| h.strip_suffix(']'))
+                    .unwrap_or(host);
                 let allowed = host.eq_ignore_ascii_case("localhost")
                     || ["169.254.170.2", "169.254.170.23", "fd00:ec2::23"].contains(&host)
                     || host
@@ -569,13 +605,20 @@ mod tests {
                 ok.trim_end_matches('/')
             );
         }
-        assert_eq!(
-            error_name(&[(
+        for bad in [
+            "http://10.0.0.1/creds",
+            "http://127.0.0.1:80@evil.invalid/",
+            "http://localhost@evil.invalid/",
+            "http://127.0.0.1:99999/creds",
+            "http://127.0.0.1/creds#x",
+        ] {
+            let leaked: &'static str = Box::leak(bad.to_string().into_boxed_str());
+            assert_eq!(
+                error_name(&[("AWS_CONTAINER_CREDENTIALS_FULL_URI", leaked)]),
                 "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-                "http://10.0.0.1/creds"
-            )]),
-            "AWS_CONTAINER_CREDENTIALS_FULL_URI"
-        );
+                "{bad}"
+            );
+        }
         assert_eq!(
             error_name(&[("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "v2/creds")]),
             "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"

@@ -333,10 +333,13 @@ fn kube_access(env: &Env) -> Result<KubeAccess, ConfigError> {
         env.get("KUBERNETES_SERVICE_PORT"),
     ) && service_account_dir.join("token").is_file()
     {
-        let port: u16 = port.parse().map_err(|_| {
+        let port: u16 = port.parse().ok().filter(|p| *p >= 1).ok_or_else(|| {
             ConfigError::new(
                 "KUBERNETES_SERVICE_PORT",
-                format!("not a port number: {port:?}"),
+                format!(
+                    "not a port number from 1 to 65535: {:?}",
+                    values::shown(port)
+                ),
             )
         })?;
         // An IPv6 address needs brackets in a URL, as client-go's net.JoinHostPort gives.
@@ -345,8 +348,10 @@ fn kube_access(env: &Env) -> Result<KubeAccess, ConfigError> {
         } else {
             host.to_string()
         };
+        let url =
+            values::parse_base_url("KUBERNETES_SERVICE_HOST", &format!("https://{host}:{port}"))?;
         return Ok(KubeAccess::InCluster {
-            url: format!("https://{host}:{port}"),
+            url,
             service_account_dir,
         });
     }

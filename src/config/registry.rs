@@ -2,7 +2,7 @@
 //! into the region whose token it takes and the API (private ECR or ECR Public) and endpoint
 //! that hand it out, with the endpoint overrides applied and duplicate hosts dropped.
 
-use super::values::{default_endpoint, split_list, validate_region};
+use super::values::{default_endpoint, parse_base_url, shown, split_list};
 use super::{ConfigError, Env};
 
 /// A registry whose login goes into the pull secret.
@@ -42,14 +42,19 @@ fn parse_registry(item: &str, env: &Env) -> Result<Registry, String> {
         .unwrap_or(item)
         .trim_end_matches('/')
         .to_ascii_lowercase();
-    let override_for = |var: &str| {
-        env.get(var)
-            .or_else(|| env.get("AWS_ENDPOINT_URL"))
-            .map(|u| u.trim_end_matches('/').to_string())
+    let override_for = |var: &'static str| -> Result<Option<String>, String> {
+        let (name, url) = match (env.get(var), env.get("AWS_ENDPOINT_URL")) {
+            (Some(url), _) => (var, url),
+            (None, Some(url)) => ("AWS_ENDPOINT_URL", url),
+            (None, None) => return Ok(None),
+        };
+        parse_base_url(name, url)
+            .map(Some)
+            .map_err(|e| e.to_string())
     };
     if host == "public.ecr.aws" {
         return Ok(Registry {
-            endpoint: override_for("AWS_ENDPOINT_URL_ECR_PUBLIC")
+            endpoint: override_for("AWS_ENDPOINT_URL_ECR_PUBLIC")?
                 .unwrap_or_else(|| "https://api.ecr-public.us-east-1.amazonaws.com".to_string()),
             host,
             region: "us-east-1".to_string(),
@@ -58,26 +63,16 @@ fn parse_registry(item: &str, env: &Env) -> Result<Registry, String> {
     }
     let bad = || {
         format!(
-            "{item:?} is not an ECR registry host (<account>.dkr.ecr.<region>.amazonaws.com or public.ecr.aws)"
+            "{:?} is not an ECR registry host (<account>.dkr.ecr.<region>.amazonaws.com or public.ecr.aws)",
+            shown(item)
         )
     };
-    let parts: Vec<&str> = host.split('.').collect();
-    let china = host.ends_with(".amazonaws.com.cn");
-    let expected_len = if china { 7 } else { 6 };
-    if parts.len() != expected_len
-        || parts[0].len() != 12
-        || !parts[0].bytes().all(|b| b.is_ascii_digit())
-        || parts[1] != "dkr"
-        || !(parts[2] == "ecr" || parts[2] == "ecr-fips")
-        || parts[4] != "amazonaws"
-        || parts[5] != "com"
-    {
-        return Err(bad());
-    }
-    let region = parts[3].to_string();
-    validate_region(&region).map_err(|_| bad())?;
-    let endpoint = override_for("AWS_ENDPOINT_URL_ECR").unwrap_or_else(|| {
-        if parts[2] == "ecr-fips" {
+    let region = crate::aws::names::ecr_registry_region(&host)
+        .ok_or_else(bad)?
+        .to_string();
+    let fips = host.contains(".dkr.ecr-fips.") || host.contains(".dkr-ecr-fips.");
+    let endpoint = override_for("AWS_ENDPOINT_URL_ECR")?.unwrap_or_else(|| {
+        if fips {
             format!("https://ecr-fips.{region}.amazonaws.com")
         } else {
             default_endpoint("api.ecr", &region)
