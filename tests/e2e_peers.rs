@@ -127,10 +127,17 @@ fn session_credentials_refresh_every_target_through_kubectl_proxy() {
     assert_eq!(json_secret["data"]["extra"], b64("kept"));
     assert_eq!(json_secret["metadata"]["labels"]["team"], "a");
     assert_eq!(json_secret["metadata"]["annotations"]["keep"], "me");
-    assert_eq!(
-        json_secret["metadata"]["annotations"]["k8s-ecrupdater/token-expires-at"],
-        "2015-01-01T00:00:00Z",
-        "the expiry annotation holds moto's (fixed, past) expiry"
+    // moto's fixed 2015 expiry is implausible (years before the fetch): taken as fetch + 12 h.
+    let expiry = json_secret["metadata"]["annotations"]["k8s-ecrupdater/token-expires-at"]
+        .as_str()
+        .and_then(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+        })
+        .expect("an RFC 3339 expiry annotation");
+    let ahead = expiry - time::OffsetDateTime::now_utc();
+    assert!(
+        ahead > time::Duration::hours(11) && ahead <= time::Duration::hours(12),
+        "{expiry}"
     );
 
     // dockercfg keeps its format.

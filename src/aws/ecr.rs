@@ -304,7 +304,7 @@ pub fn check(
     };
     let left = data.expires_at - fetched_at;
     if left < -PLAUSIBLE_WINDOW || left > PLAUSIBLE_WINDOW {
-        let assumed = fetched_at + TOKEN_LIFETIME;
+        let assumed = fetched_at.replace_nanosecond(0).unwrap_or(fetched_at) + TOKEN_LIFETIME;
         let warning = format!(
             "expiresAt {} is implausible (more than 24 h from the fetch time {}: a test endpoint, a broken peer or a clock far off); taking ECR's 12 h lifetime, {}",
             rfc3339(data.expires_at),
@@ -519,6 +519,14 @@ mod tests {
                 check(data(GOOD, expiry), NOW, &rules(Api::Private)).expect("clamped");
             assert_eq!(checked.expires_at, NOW + time::Duration::hours(12));
             assert!(warning.expect("a warning").contains("implausible"));
+            // Whole seconds, as ECR's own expiries and the annotation written from them.
+            let (late, _) = check(
+                data(GOOD, expiry),
+                NOW + time::Duration::milliseconds(700),
+                &rules(Api::Private),
+            )
+            .expect("clamped");
+            assert_eq!(late.expires_at, NOW + time::Duration::hours(12));
         }
     }
 
