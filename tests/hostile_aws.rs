@@ -116,6 +116,9 @@ fn once_fails(env: &[(String, String)], limit: Duration, token: &str) -> String 
         started.elapsed()
     );
     assert_no_piece_of(&output, &[SECRET_KEY, token], 16);
+    for line in output.lines() {
+        assert!(line.len() <= 4096, "a log line of {} bytes", line.len());
+    }
     output
 }
 
@@ -304,6 +307,20 @@ fn sts_imds_container_and_proxy_answers_are_bounded_too() {
     assert!(output.contains("protocol error"), "{output}");
     assert_eq!(sts.count(), 1, "{output}");
     peak_rss_after(&env_sts, "protocol error");
+
+    // STS: a well-formed answer whose Expiration is 60 KB long: the error line stays short.
+    let bloated = HostileServer::start(|_, stream| {
+        let body = format!(
+            "<AssumeRoleResponse><AssumeRoleResult><Credentials><AccessKeyId>ASIAHOSTILE0001</AccessKeyId>\
+             <SecretAccessKey>hostile-sts-secret-0123456789</SecretAccessKey><SessionToken>hostile-sts-token-0123456789</SessionToken>\
+             <Expiration>{}</Expiration></Credentials></AssumeRoleResult></AssumeRoleResponse>",
+            "9".repeat(60_000)
+        );
+        answer(stream, 200, "text/xml", body.as_bytes())
+    });
+    let env_bloated = with(&env_sts, &[], &[("AWS_ENDPOINT_URL_STS", &bloated.url())]);
+    let output = once_fails(&env_bloated, Duration::from_secs(10), &token);
+    assert!(output.contains("not an RFC 3339 time"), "{output}");
 
     // IMDS: a good session token and role, then a 200 MB credential document.
     let imds = HostileServer::start(|request, stream| match request.target.as_str() {

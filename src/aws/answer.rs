@@ -119,18 +119,20 @@ pub fn is_broken_answer(e: &ureq::Error) -> bool {
 /// A ureq failure as an AWS error of the right class: a broken answer is `Protocol`, no answer
 /// `Transport`.
 pub fn classify(operation: &str, cap: Cap, e: ureq::Error) -> AwsError {
+    // ureq's messages may quote what the peer sent: masked and bounded like any peer text.
+    let text = super::error::excerpt(&e.to_string(), 200);
     let kind = match &e {
         ureq::Error::BodyExceedsLimit(_) => AwsErrorKind::Protocol(format!(
             "the answer is larger than {} KiB",
             cap.bytes() / 1024
         )),
         ureq::Error::Protocol(_) | ureq::Error::LargeResponseHeader(..) => {
-            AwsErrorKind::Protocol(format!("the answer is not valid HTTP: {e}"))
+            AwsErrorKind::Protocol(format!("the answer is not valid HTTP: {text}"))
         }
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
-            AwsErrorKind::Protocol(format!("the answer is malformed: {e}"))
+            AwsErrorKind::Protocol(format!("the answer is malformed: {text}"))
         }
-        _ => AwsErrorKind::Transport(e.to_string()),
+        _ => AwsErrorKind::Transport(text),
     };
     AwsError::new(operation, kind)
 }

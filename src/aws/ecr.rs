@@ -329,14 +329,14 @@ pub fn check(
 /// ECR Public, a host listed in `ECR_REGISTRIES`, or a loopback host from a loopback endpoint.
 /// No user info, no path, no query, no fragment.
 fn registry_host(endpoint: &str, rules: &Rules<'_>) -> Result<String, String> {
-    let shown: String = endpoint.chars().take(120).collect();
+    let shown = super::error::excerpt(endpoint, 120);
     if endpoint.is_empty() {
         return match rules.api {
             Api::Public => Ok(PUBLIC_HOST.to_string()),
             Api::Private => Err("the answer has no proxyEndpoint".to_string()),
         };
     }
-    let refused = |why: &str| format!("proxyEndpoint {shown:?} refused: {why}");
+    let refused = |why: &str| format!("proxyEndpoint \"{shown}\" refused: {why}");
     if endpoint.contains(['@', '#', '?']) || endpoint.chars().any(|c| c.is_whitespace()) {
         return Err(refused("not a plain https://host URL"));
     }

@@ -209,6 +209,25 @@ pub fn xml_text(xml: &str, tag: &str) -> Option<String> {
     )
 }
 
+/// A piece of text from a peer, fit for an error message: masked FIRST (every registered
+/// credential), control characters escaped, then cut to `max_chars` on a character boundary.
+pub fn excerpt(text: &str, max_chars: usize) -> String {
+    let masked = crate::secret::scrub(text);
+    let mut out = String::new();
+    for (i, c) in masked.chars().enumerate() {
+        if i >= max_chars {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Messages go into one log line: every registered credential masked FIRST (a cut made before
 /// would leave a piece of an echoed credential unmasked), then white space folded, control
 /// characters escaped, and the length bounded on a character boundary.
@@ -300,6 +319,16 @@ mod tests {
             (MAX_MESSAGE_CHARS..=MAX_MESSAGE_CHARS + 3).contains(&length),
             "{length}"
         );
+    }
+
+    #[test]
+    fn excerpts_are_masked_then_cut() {
+        let token = format!("IQoJb3JpZ2luX2Vj{}", "Z".repeat(300));
+        crate::secret::register(&token);
+        let text = excerpt(&format!("ab{token}cd\u{7}"), 10);
+        assert_eq!(text, "ab***cd\\u{7}");
+        let cut = excerpt(&"\u{e9}".repeat(50), 10);
+        assert_eq!(cut, format!("{}...", "\u{e9}".repeat(10)));
     }
 
     #[test]

@@ -221,8 +221,8 @@ fn validate_role_name(role: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "the listed role name is not an IAM role name (1 to 64 of letters, digits and +=,.@_-): {:?}",
-            role.chars().take(64).collect::<String>()
+            "the listed role name is not an IAM role name (1 to 64 of letters, digits and +=,.@_-): \"{}\"",
+            super::error::excerpt(role, 64)
         ))
     }
 }
@@ -254,7 +254,11 @@ pub fn parse_credentials_json(text: &str, source: &'static str) -> Result<Creden
         && code != "Success"
     {
         let message = v.get("Message").and_then(Value::as_str).unwrap_or_default();
-        return Err(format!("Code {code:?}: {message}"));
+        return Err(format!(
+            "Code \"{}\": {}",
+            super::error::excerpt(code, 64),
+            super::error::excerpt(message, 300)
+        ));
     }
     let field = |name: &str| {
         v.get(name)

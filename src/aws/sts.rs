@@ -146,8 +146,12 @@ pub fn parse_credentials(text: &str, source: &'static str) -> Result<Credentials
 
 /// An RFC 3339 time such as `2026-11-29T14:35:04Z` (fractions and offsets allowed).
 pub fn parse_expiration(value: &str) -> Result<OffsetDateTime, String> {
-    OffsetDateTime::parse(value, &Rfc3339)
-        .map_err(|_| format!("Expiration {value:?} is not an RFC 3339 time"))
+    OffsetDateTime::parse(value, &Rfc3339).map_err(|_| {
+        format!(
+            "Expiration \"{}\" is not an RFC 3339 time",
+            super::error::excerpt(value, 64)
+        )
+    })
 }
 
 /// `application/x-www-form-urlencoded` with RFC 3986 escaping (what SigV4 and STS expect).
