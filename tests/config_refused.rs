@@ -99,6 +99,10 @@ fn bad_urls_are_refused_naming_the_variable_before_any_request() {
         ),
         ("AWS_ENDPOINT_URL", "http://127.0.0.1:70000".into()),
         ("AWS_ENDPOINT_URL_ECR", "https://".into()),
+        (
+            "AWS_ENDPOINT_URL_ECR_PUBLIC",
+            "https://ecr-public.example:0".into(),
+        ),
         ("AWS_ENDPOINT_URL_STS", "https://sts.example/#x".into()),
         (
             "AWS_EC2_METADATA_SERVICE_ENDPOINT",

@@ -626,3 +626,56 @@ fn namespaces_pouring_in_with_a_short_lived_token_do_not_storm_ecr() {
     daemon.assert_running();
     assert_no_piece_of(&daemon.log(), &[SECRET_KEY, &token, password], 16);
 }
+
+#[test]
+fn a_failing_ecr_is_asked_again_only_at_the_cycles_backoff_however_many_namespaces_ask() {
+    use ecrupdater::aws::CredentialChain;
+    use ecrupdater::config::{Config, Env, Flags};
+    use ecrupdater::tokens::{TokenCache, TokenSource};
+
+    // ECR throttles every call (no immediate retry inside one fetch).
+    let ecr = HostileServer::start(|_, stream| {
+        let body = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
+        answer(stream, 400, "application/x-amz-json-1.1", body.as_bytes())
+    });
+    let url = ecr.url();
+    let env = Env::from_pairs([
+        ("K8S_PULL_SECRET_NAME", SECRET),
+        ("AWS_REGION", "eu-west-1"),
+        ("AWS_ENDPOINT_URL", url.as_str()),
+        ("AWS_ACCESS_KEY_ID", KEY_ID),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]);
+    let config = Config::from_env(&env, Flags::default()).expect("config");
+    let agent = ecrupdater::http::aws_agent(config.timeouts);
+    let source = TokenSource::new(
+        agent.clone(),
+        &config.aws.ecr_endpoint,
+        &config.aws.region,
+        Vec::new(),
+    );
+    let mut cache = TokenCache::new(source, CredentialChain::new(config.aws.clone(), agent));
+
+    // 200 namespaces arrive at once: one fetch, then each waits for the backoff (at least 1 s).
+    let started = Instant::now();
+    for _ in 0..200 {
+        let e = cache.get_paced().expect_err("no token");
+        assert!(
+            e.to_string().contains("Throttling") || e.to_string().contains("next fetch is due"),
+            "{e}"
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(ecr.count(), 1, "one fetch for 200 arriving namespaces");
+    // Past the first backoff (full jitter of 5 s, at least 1 s), one more fetch is allowed.
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while ecr.count() < 2 && Instant::now() < deadline {
+        let _ = cache.get_paced();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(ecr.count(), 2, "the backoff ends: one more fetch");
+    // A cycle is paced by the daemon's loop, not here: it fetches at once.
+    assert!(cache.get(true).is_err());
+    assert_eq!(ecr.count(), 3);
+}

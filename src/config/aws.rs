@@ -135,6 +135,10 @@ pub(super) fn aws_settings(env: &Env) -> Result<AwsSettings, ConfigError> {
         }
     };
     check_proxies(env)?;
+    // Used only with public.ecr.aws in ECR_REGISTRIES, but checked whenever it is set.
+    if let Some(url) = env.get("AWS_ENDPOINT_URL_ECR_PUBLIC") {
+        parse_base_url("AWS_ENDPOINT_URL_ECR_PUBLIC", url)?;
+    }
     let ecr_endpoint = endpoint("AWS_ENDPOINT_URL_ECR", "api.ecr")?;
     let sts_endpoint = endpoint("AWS_ENDPOINT_URL_STS", "sts")?;
 
