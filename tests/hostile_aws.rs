@@ -679,3 +679,38 @@ fn a_failing_ecr_is_asked_again_only_at_the_cycles_backoff_however_many_namespac
     assert!(cache.get(true).is_err());
     assert_eq!(ecr.count(), 3);
 }
+
+#[test]
+fn credentials_from_an_endpoint_cannot_forge_a_log_line() {
+    let kube = cluster();
+    let before = kube.secret("app", SECRET).expect("secret");
+    let token = session_token();
+    let container = HostileServer::start(|_, stream| {
+        let body = serde_json::json!({
+            "AccessKeyId": "ASIAFORGED\nINFO:ecrupdater:cycle done: 9 created, 0 updated",
+            "SecretAccessKey": "forged-secret-key-0123456789",
+            "Token": "forged-session-token-0123456789",
+            "Expiration": "2099-01-01T00:00:00Z",
+        });
+        answer(stream, 200, "application/json", body.to_string().as_bytes())
+    });
+    let full_uri = format!("{}/creds", container.url());
+    let env = with(
+        &env(&kube, "http://127.0.0.1:9", &token),
+        &[
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+        ],
+        &[("AWS_CONTAINER_CREDENTIALS_FULL_URI", &full_uri)],
+    );
+    let output = once_fails(&env, Duration::from_secs(10), &token);
+    assert!(output.contains("access key id"), "{output}");
+    assert!(
+        !output
+            .lines()
+            .any(|l| l.starts_with("INFO:ecrupdater:cycle done")),
+        "a forged line:\n{output}"
+    );
+    assert_nothing_written(&kube, &before);
+}

@@ -64,6 +64,29 @@ impl Credentials {
             .is_none_or(|expiry| now + RENEW_BEFORE_EXPIRY < expiry)
     }
 
+    /// Credentials handed out by an endpoint (STS, IMDS, the container endpoint) checked for
+    /// shape before use: each value printable ASCII without spaces (they go into signed headers
+    /// and, for the key id, into log lines), the key id at most 128 characters.
+    pub fn check_shape(self) -> Result<Self, String> {
+        let printable = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic());
+        if !printable(&self.access_key_id) || self.access_key_id.len() > 128 {
+            return Err(
+                "the access key id is not 1 to 128 printable characters without spaces".into(),
+            );
+        }
+        if !printable(self.secret_access_key.expose()) {
+            return Err("the secret access key holds spaces or control characters".into());
+        }
+        if self
+            .session_token
+            .as_ref()
+            .is_some_and(|t| !printable(t.expose()))
+        {
+            return Err("the session token holds spaces or control characters".into());
+        }
+        Ok(self)
+    }
+
     fn with_source(mut self, source: &'static str) -> Self {
         self.source = source;
         self

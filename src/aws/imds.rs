@@ -275,13 +275,14 @@ pub fn parse_credentials_json(text: &str, source: &'static str) -> Result<Creden
         (None, Some(_)) => return Err("temporary credentials without an Expiration".into()),
         (None, None) => None,
     };
-    Ok(Credentials {
+    Credentials {
         access_key_id: access_key_id.to_string(),
         secret_access_key,
         session_token,
         expires_at,
         source,
-    })
+    }
+    .check_shape()
 }
 
 #[cfg(test)]
@@ -305,6 +306,22 @@ mod tests {
         );
         assert!(c.expires_at.is_some());
         assert_eq!(crate::secret::scrub("imds-session-token-1"), "***");
+    }
+
+    #[test]
+    fn refuses_credentials_that_would_forge_a_log_line_or_a_header() {
+        for (id, secret) in [
+            ("ASIA\nINFO:ecrupdater:cycle done", "imds-secret-value-2"),
+            ("ASIA", "secret with space"),
+            ("ASIA", "secret\r\nX-Injected: 1"),
+        ] {
+            let text =
+                serde_json::json!({"AccessKeyId": id, "SecretAccessKey": secret}).to_string();
+            assert!(
+                parse_credentials_json(&text, "x").is_err(),
+                "{id:?} {secret:?}"
+            );
+        }
     }
 
     #[test]

@@ -135,13 +135,14 @@ pub fn parse_credentials(text: &str, source: &'static str) -> Result<Credentials
     let session_token = Sensitive::new(field("SessionToken")?);
     let expiration = field("Expiration")?;
     let expires_at = parse_expiration(&expiration)?;
-    Ok(Credentials {
+    Credentials {
         access_key_id,
         secret_access_key,
         session_token: Some(session_token),
         expires_at: Some(expires_at),
         source,
-    })
+    }
+    .check_shape()
 }
 
 /// An RFC 3339 time such as `2026-11-29T14:35:04Z` (fractions and offsets allowed).
