@@ -22,6 +22,11 @@ use crate::tokens::{TokenCache, TokenSource};
 /// The longest single watch request; the daemon re-watches from the last resourceVersion.
 const MAX_WATCH: Duration = Duration::from_secs(300);
 
+/// Namespaces served through the watch between two refreshes, at most: a stream of made-up
+/// namespaces must not make requests (and memory) grow without end. Far above any real cluster's
+/// rate of new namespaces.
+const MAX_WATCH_SERVED: usize = 10_000;
+
 /// In `--once` mode, how long an API server that refuses connections is tried again, quietly
 /// (a `kubectl proxy` started next to the job may need a moment), before the one error line.
 const ONCE_UNREACHABLE_GRACE: Duration = Duration::from_secs(3);
@@ -272,9 +277,16 @@ impl Daemon {
         let deadline = Instant::now() + wait;
         let mut resource_version = self.refresher.resource_version().to_string();
         let mut failures = 0u32;
+        let mut served = 0usize;
         loop {
             if shutdown::requested() {
                 return true;
+            }
+            if served >= MAX_WATCH_SERVED {
+                log::warn!(
+                    "namespace watch: {served} namespaces served since the last refresh; watching again after the next one"
+                );
+                return shutdown::sleep(deadline.saturating_duration_since(Instant::now()));
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left < Duration::from_secs(1) {
@@ -326,7 +338,13 @@ impl Daemon {
                 left.min(MAX_WATCH),
                 config.namespace_selector.as_deref(),
                 |event| match event {
-                    WatchEvent::Active(name) => serve_new(kube, refresher, tokens, health, &name),
+                    WatchEvent::Active(name) if served < MAX_WATCH_SERVED => {
+                        if !refresher.is_known(&name) {
+                            served += 1;
+                        }
+                        serve_new(kube, refresher, tokens, health, &name)
+                    }
+                    WatchEvent::Active(_) => {}
                     WatchEvent::Gone(name) => refresher.forget(&name),
                 },
             );

@@ -601,3 +601,53 @@ fn once_with_nothing_listening_fails_within_seconds_with_one_line_saying_what_to
     }
     assert_clean_output(&output);
 }
+
+#[test]
+fn a_watch_of_endless_new_namespaces_serves_a_bounded_number_until_the_next_refresh() {
+    const SENT: usize = 10_050;
+    let api = HostileApi::start(|request, _, stream| {
+        if request.path.starts_with(WATCH) {
+            let mut body = String::new();
+            for i in 0..SENT {
+                body.push_str(&format!(
+                    "{{\"type\":\"ADDED\",\"object\":{{\"metadata\":{{\"name\":\"ns-{i}\",\"resourceVersion\":\"{i}\"}}}}}}\n"
+                ));
+            }
+            respond(stream, 200, "application/json", body.as_bytes());
+        } else if request.path.starts_with(LIST) {
+            respond_json(stream, 200, &namespace_list(&[], ""));
+        } else if request.method == "POST" {
+            respond_json(
+                stream,
+                201,
+                &json!({"kind": "Secret", "metadata": {"name": SECRET, "uid": "u"},
+                        "type": "kubernetes.io/dockerconfigjson"}),
+            );
+        } else {
+            not_found(stream);
+        }
+    });
+    let (mut daemon, _ecr) = start_daemon(
+        &api,
+        &[
+            ("ECR_CREATE_MISSING", "true"),
+            ("LOG_LEVEL", "WARNING"),
+            // 1,161 of the names match; those sent after the first 10,000 events (ns-10000 to
+            // ns-10049) must not be served.
+            ("ECR_NAMESPACES", "ns-1*"),
+        ],
+    );
+    let log = daemon.wait_for_log(
+        "namespace watch: 10000 namespaces served since the last refresh",
+        Duration::from_secs(60),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let posts = api.requests().iter().filter(|r| r.method == "POST").count();
+    assert_eq!(posts, 1 + 10 + 100 + 1000, "{log}");
+    assert_eq!(api.count(WATCH), 1);
+    for i in 10_000..SENT {
+        assert_eq!(api.count(&format!("/api/v1/namespaces/ns-{i}/")), 0);
+    }
+    assert_peak_rss(&mut daemon, "10,050 watched namespaces");
+    assert_clean_output(&daemon.log());
+}
