@@ -238,7 +238,7 @@ fn a_20_mb_status_is_not_read_whole_nor_logged() {
 fn a_status_message_is_masked_before_it_is_cut_and_cannot_forge_a_line() {
     // The password sits where a cut at 300 characters would leave a piece of it.
     let message = format!(
-        "denied\nINFO cycle done: 99 created, 0 updated\n{}{PASSWORD} {SECRET_KEY} {}",
+        "denied\nINFO:ecrupdater:cycle done: 99 created, 0 updated\n{}{PASSWORD} {SECRET_KEY} {}",
         "x".repeat(240),
         "y".repeat(60_000)
     );
@@ -250,7 +250,9 @@ fn a_status_message_is_masked_before_it_is_cut_and_cannot_forge_a_line() {
     assert_eq!(finished.status, 1, "{output}");
     assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
     assert!(
-        !output.lines().any(|l| l.starts_with("INFO cycle done")),
+        !output
+            .lines()
+            .any(|l| l.starts_with("INFO:ecrupdater:cycle done")),
         "a forged line:\n{output}"
     );
     assert!(

@@ -35,6 +35,8 @@ pub const MAX_ERROR_BODY: u64 = 64 * 1024;
 pub const MAX_WATCH_LINE: usize = 1024 * 1024;
 /// The largest service-account token file read (real ones are about 1 KiB).
 const MAX_TOKEN_FILE: u64 = 64 * 1024;
+/// The largest service-account CA file read (a bundle of a few certificates is a few KiB).
+const MAX_CA_FILE: u64 = 1024 * 1024;
 
 /// The byte cap of a success answer, by kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,12 +123,21 @@ impl KubeClient {
                 service_account_dir,
             } => {
                 let ca_path = service_account_dir.join("ca.crt");
-                let ca = std::fs::read(&ca_path).map_err(|e| {
-                    format!(
-                        "cannot read the service-account CA {}: {e}",
+                let mut ca = Vec::new();
+                std::fs::File::open(&ca_path)
+                    .and_then(|f| f.take(MAX_CA_FILE + 1).read_to_end(&mut ca))
+                    .map_err(|e| {
+                        format!(
+                            "cannot read the service-account CA {}: {e}",
+                            ca_path.display()
+                        )
+                    })?;
+                if ca.len() as u64 > MAX_CA_FILE {
+                    return Err(format!(
+                        "the service-account CA {} is larger than {MAX_CA_FILE} bytes",
                         ca_path.display()
-                    )
-                })?;
+                    ));
+                }
                 let agent = crate::http::kube_agent(timeouts, Some(&ca))
                     .map_err(|e| format!("the service-account CA {} {e}", ca_path.display()))?;
                 Ok(KubeClient::with_agent(
