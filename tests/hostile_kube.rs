@@ -653,3 +653,31 @@ fn a_watch_of_endless_new_namespaces_serves_a_bounded_number_until_the_next_refr
     assert_peak_rss(&mut daemon, "10,050 watched namespaces");
     assert_clean_output(&daemon.log());
 }
+
+#[test]
+fn a_list_of_more_namespaces_than_the_cap_is_refused_before_any_is_served() {
+    let api = HostileApi::start(|request, _, stream| {
+        let page = |from: usize, to: usize, next: &str| {
+            let names: Vec<String> = (from..to).map(|i| format!("{i:0>63}")).collect();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            namespace_list(&names, next)
+        };
+        if request.path.contains("continue=") {
+            respond_json(stream, 200, &page(49_999, 50_001, ""));
+        } else if request.path.starts_with(LIST) {
+            respond_json(stream, 200, &page(0, 49_999, "more"));
+        } else {
+            not_found(stream);
+        }
+    });
+    let (mut daemon, _ecr) = start_daemon(&api, &[]);
+    let log = daemon.wait_for_log("listing namespaces failed", LIMIT);
+    let peak = assert_peak_rss(&mut daemon, "50,001 namespaces");
+    assert!(
+        log.contains("protocol error: more than 50000 namespaces"),
+        "{log}"
+    );
+    assert_eq!(api.requests().len(), 2, "no namespace served");
+    assert_clean_output(&daemon.log());
+    eprintln!("peak RSS with 50,001 listed namespaces of 63 characters: {peak} KiB");
+}

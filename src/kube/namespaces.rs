@@ -25,8 +25,8 @@ const MAX_RESTARTS: usize = 3;
 /// Pages in one list: 200 pages of 500 are ten times the 10,000 namespaces Kubernetes' own
 /// scalability limits name.
 pub const MAX_PAGES: usize = 200;
-/// Namespaces kept from one list (or one page of a server that ignores `limit`).
-pub const MAX_NAMESPACES: usize = 100_000;
+/// Namespaces kept from one list (five times the 10,000 of Kubernetes' scalability limits).
+pub const MAX_NAMESPACES: usize = 50_000;
 /// The longest continue token or resourceVersion accepted (real ones are a few hundred bytes).
 const MAX_TOKEN_LEN: usize = 4096;
 /// Warnings about skipped names per list or watch stream; the rest are counted.
