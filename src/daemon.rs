@@ -38,7 +38,7 @@ const ONCE_UNREACHABLE_PAUSE: Duration = Duration::from_millis(250);
 pub enum CycleError {
     /// The token could not be fetched: nothing was written.
     Aws(AwsError),
-    /// The API server did not answer (not up yet, or gone).
+    /// The API server could not be reached, or did not answer (not up yet, or gone).
     Unreachable(KubeError),
     /// The API server refused the namespace list.
     Kube(KubeError),

@@ -681,3 +681,28 @@ fn a_list_of_more_namespaces_than_the_cap_is_refused_before_any_is_served() {
     assert_clean_output(&daemon.log());
     eprintln!("peak RSS with 50,001 listed namespaces of 63 characters: {peak} KiB");
 }
+
+#[test]
+fn a_list_that_trickles_forever_is_abandoned_after_bounded_attempts_and_once_returns() {
+    use std::io::Write;
+    let api = HostileApi::start(|_, _, stream| {
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n{\"items\":[";
+        if stream.write_all(head.as_bytes()).is_err() {
+            return;
+        }
+        while stream.write_all(b" ").is_ok() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let (finished, elapsed) = run_once(&api, &[("ECR_HTTP_TIMEOUT", "1")]);
+    let output = finished.output();
+    assert_eq!(finished.status, 1, "{output}");
+    assert_eq!(
+        api.count(LIST),
+        3,
+        "the request's own attempts, no outer loop"
+    );
+    assert!(elapsed < Duration::from_secs(15), "{elapsed:?}");
+    assert!(output.contains("did not answer"), "{output}");
+    assert_clean_output(&output);
+}
