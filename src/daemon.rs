@@ -22,15 +22,23 @@ use crate::tokens::{TokenCache, TokenSource};
 /// The longest single watch request; the daemon re-watches from the last resourceVersion.
 const MAX_WATCH: Duration = Duration::from_secs(300);
 
-/// In `--once` mode, how many times an unreachable API server is tried (1+2+4+8 s of waits).
-const ONCE_UNREACHABLE_ATTEMPTS: u32 = 5;
+/// Namespaces served through the watch between two refreshes, at most: a stream of made-up
+/// namespaces must not make requests (and memory) grow without end. Far above any real cluster's
+/// rate of new namespaces.
+const MAX_WATCH_SERVED: usize = 10_000;
+
+/// In `--once` mode, how long an API server that refuses connections is tried again, quietly
+/// (a `kubectl proxy` started next to the job may need a moment), before the one error line.
+const ONCE_UNREACHABLE_GRACE: Duration = Duration::from_secs(3);
+/// The first pause of that grace; it doubles up to a second.
+const ONCE_UNREACHABLE_PAUSE: Duration = Duration::from_millis(250);
 
 /// Why a cycle did not complete.
 #[derive(Debug)]
 pub enum CycleError {
     /// The token could not be fetched: nothing was written.
     Aws(AwsError),
-    /// The API server did not answer (not up yet, or gone).
+    /// The API server could not be reached, or did not answer (not up yet, or gone).
     Unreachable(KubeError),
     /// The API server refused the namespace list.
     Kube(KubeError),
@@ -99,6 +107,7 @@ impl Daemon {
         let mut failed_cycles = 0u32;
         let mut unreachable = 0u32;
         let mut force_new_token = true;
+        let mut first_unreachable: Option<Instant> = None;
         loop {
             let result = self.cycle(force_new_token);
             self.record(&result);
@@ -128,20 +137,29 @@ impl Daemon {
                 Err(CycleError::Unreachable(e)) => {
                     unreachable += 1;
                     force_new_token = false;
-                    if once && unreachable >= ONCE_UNREACHABLE_ATTEMPTS {
-                        log::error!(
-                            "the Kubernetes API at {} is not reachable: {e}",
-                            self.kube.base_url()
+                    if once {
+                        let since = *first_unreachable.get_or_insert_with(Instant::now);
+                        let pause = (ONCE_UNREACHABLE_PAUSE * 2u32.pow(unreachable.min(3) - 1))
+                            .min(Duration::from_secs(1));
+                        if !e.is_unreachable() || since.elapsed() + pause > ONCE_UNREACHABLE_GRACE {
+                            log::error!("{}", self.unreachable_help(&e));
+                            return 1;
+                        }
+                        log::debug!(
+                            "the Kubernetes API at {} is not reachable yet ({e}); trying again in {:.2} s",
+                            self.kube.base_url(),
+                            pause.as_secs_f64()
                         );
-                        return 1;
+                        pause
+                    } else {
+                        let wait = schedule::after_unreachable(unreachable);
+                        log::warn!(
+                            "the Kubernetes API at {} is not reachable yet ({e}); trying again in {} s (attempt {unreachable})",
+                            self.kube.base_url(),
+                            wait.as_secs()
+                        );
+                        wait
                     }
-                    let wait = schedule::after_unreachable(unreachable);
-                    log::warn!(
-                        "the Kubernetes API at {} is not reachable yet ({e}); trying again in {} s (attempt {unreachable})",
-                        self.kube.base_url(),
-                        wait.as_secs()
-                    );
-                    wait
                 }
                 Err(CycleError::Aws(e)) => {
                     log::error!("{e}; no secret was written");
@@ -172,6 +190,19 @@ impl Daemon {
                 log::info!("shutting down");
                 return 0;
             }
+        }
+    }
+
+    /// The one line `--once` ends with when the API server cannot be reached: the address, what
+    /// happened, and the three ways to fix it.
+    fn unreachable_help(&self, e: &KubeError) -> String {
+        let base = self.kube.base_url();
+        if e.is_unreachable() {
+            format!(
+                "cannot connect to the Kubernetes API at {base} ({e}): start `kubectl proxy` (it listens on http://localhost:8001), set KUBERNETES_API_ENDPOINT to the API server's address, or run in-cluster"
+            )
+        } else {
+            format!("the Kubernetes API at {base} did not answer: {e}")
         }
     }
 
@@ -232,7 +263,9 @@ impl Daemon {
         self.refresher
             .run_cycle(&self.kube, token)
             .map_err(|e| match e {
-                KubeError::Transport { .. } => CycleError::Unreachable(e),
+                KubeError::Transport { .. } | KubeError::Unreachable { .. } => {
+                    CycleError::Unreachable(e)
+                }
                 other => CycleError::Kube(other),
             })
     }
@@ -244,9 +277,16 @@ impl Daemon {
         let deadline = Instant::now() + wait;
         let mut resource_version = self.refresher.resource_version().to_string();
         let mut failures = 0u32;
+        let mut served = 0usize;
         loop {
             if shutdown::requested() {
                 return true;
+            }
+            if served >= MAX_WATCH_SERVED {
+                log::warn!(
+                    "namespace watch: {served} namespaces served since the last refresh; watching again after the next one"
+                );
+                return shutdown::sleep(deadline.saturating_duration_since(Instant::now()));
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left < Duration::from_secs(1) {
@@ -298,7 +338,13 @@ impl Daemon {
                 left.min(MAX_WATCH),
                 config.namespace_selector.as_deref(),
                 |event| match event {
-                    WatchEvent::Active(name) => serve_new(kube, refresher, tokens, health, &name),
+                    WatchEvent::Active(name) if served < MAX_WATCH_SERVED => {
+                        if !refresher.is_known(&name) {
+                            served += 1;
+                        }
+                        serve_new(kube, refresher, tokens, health, &name)
+                    }
+                    WatchEvent::Active(_) => {}
                     WatchEvent::Gone(name) => refresher.forget(&name),
                 },
             );

@@ -29,6 +29,7 @@ pub mod health;
 pub mod http;
 pub mod kube;
 pub mod logging;
+pub mod names;
 pub mod refresh;
 pub mod schedule;
 pub mod secret;

@@ -1,15 +1,20 @@
 //! The Kubernetes API client: base URL and authentication (none through `kubectl proxy`, or the
 //! service-account token in-cluster, re-read every minute and after a 401 because the kubelet
-//! rotates it), one reused agent, bounded retries of transient failures, and the one place that
-//! turns an answer into a [`KubeError`].
+//! rotates it), one reused agent, bounded retries of transient failures, bounded reads of every
+//! answer, and the one place that turns an answer into a [`KubeError`].
+//!
+//! Every answer is read through a byte cap chosen by its kind ([`Cap`]) and parsed straight from
+//! the stream into the caller's typed struct, so neither the bytes held nor what parsing
+//! allocates can grow with what a server sends. What breaks the protocol (over the cap, not
+//! UTF-8 where text is read, not the expected JSON) is a [`KubeError::Protocol`], never retried.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
-use std::io::BufRead;
-use std::io::BufReader;
+use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use ureq::Agent;
 use ureq::http::{Method, Request};
@@ -20,14 +25,39 @@ use crate::secret::Sensitive;
 
 /// How long a read token is trusted before the file is read again (as client-go does).
 const TOKEN_REREAD: Duration = Duration::from_secs(60);
-/// Attempts of one request when the failure is transient (no answer, 429, 5xx).
+/// Attempts of one request when the failure is transient (no complete answer, 429, 5xx).
 const MAX_ATTEMPTS: u32 = 3;
 /// The longest `Retry-After` honoured (the API server sends at most 32 s).
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(32);
-/// Largest answer read (a page of 500 namespaces is far below this).
-const MAX_BODY: u64 = 64 * 1024 * 1024;
-/// Longest line of a watch stream (one event).
-const MAX_LINE: usize = 4 * 1024 * 1024;
+/// The largest error answer read (a Status needs a few KiB).
+pub const MAX_ERROR_BODY: u64 = 64 * 1024;
+/// The longest line of a watch stream (one event: one Namespace object, a few KiB).
+pub const MAX_WATCH_LINE: usize = 1024 * 1024;
+/// The largest service-account token file read (real ones are about 1 KiB).
+const MAX_TOKEN_FILE: u64 = 64 * 1024;
+/// The largest service-account CA file read (a bundle of a few certificates is a few KiB).
+const MAX_CA_FILE: u64 = 1024 * 1024;
+
+/// The byte cap of a success answer, by kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cap {
+    /// A page of a list: 500 real namespaces with managedFields are well under 1 MiB; 8 MiB
+    /// leaves room for a server that ignores `limit`. Parsing keeps only names, so memory does
+    /// not follow the page's size.
+    ListPage,
+    /// One object (a Secret holds at most 1 MiB of data, 1.4 MiB in base64, plus metadata).
+    Object,
+}
+
+impl Cap {
+    /// The cap in bytes.
+    pub fn bytes(self) -> u64 {
+        match self {
+            Cap::ListPage => 8 * 1024 * 1024,
+            Cap::Object => 3 * 1024 * 1024,
+        }
+    }
+}
 
 /// The service-account token file and the last value read from it.
 struct TokenFile {
@@ -43,12 +73,21 @@ impl TokenFile {
         {
             return Ok(token.clone());
         }
-        let text = std::fs::read_to_string(&self.path).map_err(|e| {
-            KubeError::Auth(format!(
-                "cannot read the service-account token {}: {e}",
+        let mut text = String::new();
+        std::fs::File::open(&self.path)
+            .and_then(|f| f.take(MAX_TOKEN_FILE + 1).read_to_string(&mut text))
+            .map_err(|e| {
+                KubeError::Auth(format!(
+                    "cannot read the service-account token {}: {e}",
+                    self.path.display()
+                ))
+            })?;
+        if text.len() as u64 > MAX_TOKEN_FILE {
+            return Err(KubeError::Auth(format!(
+                "the service-account token {} is larger than {MAX_TOKEN_FILE} bytes",
                 self.path.display()
-            ))
-        })?;
+            )));
+        }
         let token = Sensitive::new(text.trim());
         if token.expose().is_empty() {
             return Err(KubeError::Auth(format!(
@@ -84,12 +123,21 @@ impl KubeClient {
                 service_account_dir,
             } => {
                 let ca_path = service_account_dir.join("ca.crt");
-                let ca = std::fs::read(&ca_path).map_err(|e| {
-                    format!(
-                        "cannot read the service-account CA {}: {e}",
+                let mut ca = Vec::new();
+                std::fs::File::open(&ca_path)
+                    .and_then(|f| f.take(MAX_CA_FILE + 1).read_to_end(&mut ca))
+                    .map_err(|e| {
+                        format!(
+                            "cannot read the service-account CA {}: {e}",
+                            ca_path.display()
+                        )
+                    })?;
+                if ca.len() as u64 > MAX_CA_FILE {
+                    return Err(format!(
+                        "the service-account CA {} is larger than {MAX_CA_FILE} bytes",
                         ca_path.display()
-                    )
-                })?;
+                    ));
+                }
                 let agent = crate::http::kube_agent(timeouts, Some(&ca))
                     .map_err(|e| format!("the service-account CA {} {e}", ca_path.display()))?;
                 Ok(KubeClient::with_agent(
@@ -129,41 +177,74 @@ impl KubeClient {
         self.retry_pause.set(pause);
     }
 
-    /// `GET path` (path includes the query).
-    pub fn get(&self, path: &str) -> Result<Value, KubeError> {
-        self.request(Method::GET, path, None, None)
+    /// `GET path` (path includes the query), its answer parsed as `T` within `cap`.
+    pub fn get<T: DeserializeOwned>(&self, path: &str, cap: Cap) -> Result<T, KubeError> {
+        self.request(Method::GET, path, None, None, cap)
     }
 
     /// `POST path` with a JSON body.
-    pub fn post(&self, path: &str, body: &Value) -> Result<Value, KubeError> {
-        self.request(Method::POST, path, Some("application/json"), Some(body))
+    pub fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Value,
+        cap: Cap,
+    ) -> Result<T, KubeError> {
+        self.request(
+            Method::POST,
+            path,
+            Some("application/json"),
+            Some(body),
+            cap,
+        )
     }
 
     /// `PUT path` with a JSON body.
-    pub fn put(&self, path: &str, body: &Value) -> Result<Value, KubeError> {
-        self.request(Method::PUT, path, Some("application/json"), Some(body))
+    pub fn put<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Value,
+        cap: Cap,
+    ) -> Result<T, KubeError> {
+        self.request(Method::PUT, path, Some("application/json"), Some(body), cap)
     }
 
     /// `PATCH path` with the given patch content type.
-    pub fn patch(&self, path: &str, content_type: &str, body: &Value) -> Result<Value, KubeError> {
-        self.request(Method::PATCH, path, Some(content_type), Some(body))
+    pub fn patch<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &Value,
+        cap: Cap,
+    ) -> Result<T, KubeError> {
+        self.request(Method::PATCH, path, Some(content_type), Some(body), cap)
     }
 
-    /// One logical request: retried on transient failures (bounded), and once after a 401 with
-    /// a freshly read token.
-    fn request(
+    /// One logical request: retried on transient failures (at most [`MAX_ATTEMPTS`] sends),
+    /// and once after a 401 with a freshly read token. An unreachable server, a TLS failure and
+    /// a protocol error are returned at once.
+    fn request<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         content_type: Option<&str>,
         body: Option<&Value>,
-    ) -> Result<Value, KubeError> {
+        cap: Cap,
+    ) -> Result<T, KubeError> {
         let label = format!("{method} {}", path.split('?').next().unwrap_or(path));
+        check_path(path, &label)?;
         let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
         let mut reread_token = false;
         let mut attempt = 1;
         loop {
-            let result = self.send_once(&method, path, content_type, &body, reread_token, &label);
+            let result = self.send_once(
+                &method,
+                path,
+                content_type,
+                &body,
+                reread_token,
+                &label,
+                cap,
+            );
             match result {
                 Err(e) if e.code() == Some(401) && self.token.is_some() && !reread_token => {
                     log::info!(
@@ -215,10 +296,9 @@ impl KubeClient {
             let token = token_file.read(force_token)?;
             builder = builder.header("authorization", format!("Bearer {}", token.expose()));
         }
-        builder.body(body.to_vec()).map_err(|e| KubeError::Decode {
-            request: label.to_string(),
-            message: format!("cannot build the request: {e}"),
-        })
+        builder
+            .body(body.to_vec())
+            .map_err(|e| KubeError::protocol(label, &format!("cannot build the request: {e}")))
     }
 
     /// Sends a request; counts the answer's status; turns a failure into a [`KubeError`].
@@ -232,13 +312,7 @@ impl KubeClient {
             Ok(r) => r,
             Err(e) => {
                 *self.requests_by_code.borrow_mut().entry(0).or_default() += 1;
-                let request = label.to_string();
-                let message = e.to_string();
-                return Err(if is_tls_failure(&e) {
-                    KubeError::Tls { request, message }
-                } else {
-                    KubeError::Transport { request, message }
-                });
+                return Err(transport_error(&e, label));
             }
         };
         let code = response.status().as_u16();
@@ -251,7 +325,7 @@ impl KubeClient {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let text = read_text(response, label)?;
+        let text = read_error_body(response, label)?;
         log::trace!("{label} -> {code} ({} bytes)", text.len());
         Err(KubeError::from_response(
             label.to_string(),
@@ -261,7 +335,8 @@ impl KubeClient {
         ))
     }
 
-    fn send_once(
+    #[allow(clippy::too_many_arguments)]
+    fn send_once<T: DeserializeOwned>(
         &self,
         method: &Method,
         path: &str,
@@ -269,21 +344,21 @@ impl KubeClient {
         body: &[u8],
         force_token: bool,
         label: &str,
-    ) -> Result<Value, KubeError> {
+        cap: Cap,
+    ) -> Result<T, KubeError> {
         let request = self.build(method, path, content_type, body, force_token, label)?;
         log::trace!("{label} ({} bytes)", body.len());
         let response = self.send(request, label)?;
-        let text = read_text(response, label)?;
-        log::trace!("{label} -> ok ({} bytes)", text.len());
-        serde_json::from_str(&text).map_err(|e| KubeError::Decode {
-            request: label.to_string(),
-            message: format!("body is not JSON: {e}"),
-        })
+        let value = parse_body(response, label, cap)?;
+        log::trace!("{label} -> ok");
+        Ok(value)
     }
 
     /// `GET path` whose answer is a stream of lines (a watch): `on_line` gets each line as it
     /// arrives, until it returns `false` or the server ends the stream. `limit` bounds the whole
-    /// call. A 401 reads the service-account token again and tries once more.
+    /// call; a line longer than [`MAX_WATCH_LINE`] or not UTF-8 ends it with a protocol error
+    /// (bounded while reading: the line is never held whole). A 401 reads the service-account
+    /// token again and tries once more.
     pub fn stream_lines(
         &self,
         path: &str,
@@ -291,6 +366,7 @@ impl KubeClient {
         mut on_line: impl FnMut(&str) -> bool,
     ) -> Result<(), KubeError> {
         let label = format!("WATCH {}", path.split('?').next().unwrap_or(path));
+        check_path(path, &label)?;
         let mut force_token = false;
         let response = loop {
             let request = self.build(&Method::GET, path, None, &[], force_token, &label)?;
@@ -309,26 +385,20 @@ impl KubeClient {
                 other => break other?,
             }
         };
-        let mut reader = BufReader::new(response.into_body().into_reader());
-        let mut line = String::new();
+        let mut reader = BufReader::with_capacity(64 * 1024, response.into_body().into_reader());
+        let mut line = Vec::new();
         loop {
             line.clear();
-            let read = crate::shutdown::abortable(|| reader.read_line(&mut line)).map_err(|e| {
-                KubeError::Transport {
-                    request: label.clone(),
-                    message: format!("reading the stream: {e}"),
-                }
-            })?;
-            if read == 0 {
+            let more = crate::shutdown::abortable(|| {
+                read_line_bounded(&mut reader, &mut line, MAX_WATCH_LINE)
+            })
+            .map_err(|e| read_error(e, &label))?;
+            if !more {
                 return Ok(());
             }
-            if line.len() > MAX_LINE {
-                return Err(KubeError::Decode {
-                    request: label,
-                    message: format!("a line of {} bytes", line.len()),
-                });
-            }
-            let trimmed = line.trim();
+            let text = std::str::from_utf8(&line)
+                .map_err(|_| KubeError::protocol(&label, "a line that is not UTF-8"))?;
+            let trimmed = text.trim();
             if !trimmed.is_empty() && !on_line(trimmed) {
                 return Ok(());
             }
@@ -336,19 +406,174 @@ impl KubeClient {
     }
 }
 
-/// Reads a whole answer as text (bounded).
-fn read_text(response: ureq::http::Response<ureq::Body>, label: &str) -> Result<String, KubeError> {
+/// Reads one line (without its `\n`) into `line`, failing as soon as it would exceed `max`
+/// bytes. `Ok(false)` at the end of the stream.
+fn read_line_bounded(
+    reader: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<bool> {
+    loop {
+        let buffer = reader.fill_buf()?;
+        if buffer.is_empty() {
+            return Ok(!line.is_empty());
+        }
+        let (chunk, done) = match buffer.iter().position(|b| *b == b'\n') {
+            Some(end) => (&buffer[..end], Some(end + 1)),
+            None => (buffer, None),
+        };
+        if line.len() + chunk.len() > max {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                LineTooLong(max),
+            ));
+        }
+        line.extend_from_slice(chunk);
+        let used = done.unwrap_or(chunk.len());
+        reader.consume(used);
+        if done.is_some() {
+            return Ok(true);
+        }
+    }
+}
+
+/// A watch line over its cap.
+#[derive(Debug)]
+struct LineTooLong(usize);
+
+impl std::fmt::Display for LineTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a line longer than {} bytes", self.0)
+    }
+}
+
+impl std::error::Error for LineTooLong {}
+
+/// Parses a success answer as `T` straight from the stream, reading at most `cap` bytes.
+fn parse_body<T: DeserializeOwned>(
+    response: ureq::http::Response<ureq::Body>,
+    label: &str,
+    cap: Cap,
+) -> Result<T, KubeError> {
+    let reader = response
+        .into_body()
+        .into_with_config()
+        .limit(cap.bytes())
+        .reader();
+    let reader = BufReader::with_capacity(16 * 1024, reader);
+    crate::shutdown::abortable(|| serde_json::from_reader::<_, T>(reader)).map_err(|e| {
+        if e.is_io() {
+            read_error(std::io::Error::from(e), label)
+        } else {
+            KubeError::protocol(label, &format!("the answer is not the JSON expected: {e}"))
+        }
+    })
+}
+
+/// Reads an error answer as text, at most [`MAX_ERROR_BODY`] bytes (invalid UTF-8 replaced:
+/// the status code carries the meaning).
+fn read_error_body(
+    response: ureq::http::Response<ureq::Body>,
+    label: &str,
+) -> Result<String, KubeError> {
+    let mut bytes = Vec::new();
     crate::shutdown::abortable(|| {
         response
             .into_body()
-            .with_config()
-            .limit(MAX_BODY)
-            .read_to_string()
+            .into_with_config()
+            .limit(MAX_ERROR_BODY)
+            .reader()
+            .read_to_end(&mut bytes)
     })
-    .map_err(|e| KubeError::Transport {
-        request: label.to_string(),
-        message: format!("reading the answer: {e}"),
-    })
+    .map_err(|e| read_error(e, label))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// What a failed read of an answer means: over its cap, a broken line or body, or not UTF-8 is a
+/// protocol error; a reset or a timeout is a transport one.
+fn read_error(e: std::io::Error, label: &str) -> KubeError {
+    if let Some(inner) = e.get_ref() {
+        if let Some(LineTooLong(max)) = inner.downcast_ref::<LineTooLong>() {
+            return KubeError::protocol(label, &format!("a line longer than {max} bytes"));
+        }
+        if let Some(ureq_error) = inner.downcast_ref::<ureq::Error>() {
+            return match ureq_error {
+                ureq::Error::BodyExceedsLimit(max) => {
+                    KubeError::protocol(label, &format!("the answer is larger than {max} bytes"))
+                }
+                ureq::Error::Timeout(_) | ureq::Error::Io(_) => KubeError::Transport {
+                    request: label.to_string(),
+                    message: format!("reading the answer: {ureq_error}"),
+                },
+                other => KubeError::protocol(label, &format!("reading the answer: {other}")),
+            };
+        }
+    }
+    match e.kind() {
+        std::io::ErrorKind::InvalidData => {
+            KubeError::protocol(label, &format!("reading the answer: {e}"))
+        }
+        _ => KubeError::Transport {
+            request: label.to_string(),
+            message: format!("reading the answer: {e}"),
+        },
+    }
+}
+
+/// The error of a call that got no answer: TLS, could not connect, or connected but broken off.
+fn transport_error(e: &ureq::Error, label: &str) -> KubeError {
+    let request = label.to_string();
+    let message = crate::kube::error::bounded_text(&e.to_string(), 300);
+    if is_tls_failure(e) {
+        KubeError::Tls { request, message }
+    } else if is_connect_failure(e) {
+        KubeError::Unreachable { request, message }
+    } else if matches!(
+        e,
+        ureq::Error::Protocol(_) | ureq::Error::BodyExceedsLimit(_) | ureq::Error::Http(_)
+    ) {
+        KubeError::Protocol { request, message }
+    } else {
+        KubeError::Transport { request, message }
+    }
+}
+
+/// Whether a transport error means no connection could be made at all.
+fn is_connect_failure(e: &ureq::Error) -> bool {
+    use std::io::ErrorKind;
+    match e {
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => true,
+        ureq::Error::Timeout(t) => matches!(t, ureq::Timeout::Connect | ureq::Timeout::Resolve),
+        ureq::Error::Io(io) => matches!(
+            io.kind(),
+            ErrorKind::ConnectionRefused
+                | ErrorKind::HostUnreachable
+                | ErrorKind::NetworkUnreachable
+                | ErrorKind::AddrNotAvailable
+        ),
+        _ => false,
+    }
+}
+
+/// Refuses to send a request whose path is not made of Kubernetes names, or whose query holds
+/// anything but percent-encoded values: a check of the whole path at the one place every
+/// request passes, behind the checks where each path is built.
+fn check_path(path: &str, label: &str) -> Result<(), KubeError> {
+    let (segments, query) = path.split_once('?').unwrap_or((path, ""));
+    let segments_ok = segments
+        .strip_prefix('/')
+        .is_some_and(|rest| rest.split('/').all(crate::names::is_dns1123_subdomain));
+    let query_ok = query
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~%=&".contains(&b));
+    if segments_ok && query_ok {
+        Ok(())
+    } else {
+        Err(KubeError::protocol(
+            label,
+            "refusing to send a request whose path is not made of Kubernetes names",
+        ))
+    }
 }
 
 /// Whether a transport error is a TLS failure (certificate not trusted, handshake refused)
@@ -363,5 +588,54 @@ fn is_tls_failure(e: &ureq::Error) -> bool {
             .get_ref()
             .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_is_refused_as_soon_as_it_outgrows_its_cap() {
+        let mut endless = std::io::BufReader::with_capacity(8, std::io::repeat(b'x'));
+        let mut line = Vec::new();
+        let e = read_line_bounded(&mut endless, &mut line, 100).expect_err("too long");
+        assert!(line.len() <= 100);
+        assert!(matches!(
+            read_error(e, "WATCH /x"),
+            KubeError::Protocol { .. }
+        ));
+        let mut two = std::io::BufReader::with_capacity(3, &b"ab\ncdef\n\ng"[..]);
+        let mut lines = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            if !read_line_bounded(&mut two, &mut line, 4).expect("read") {
+                break;
+            }
+            lines.push(String::from_utf8(line).expect("utf-8"));
+        }
+        assert_eq!(lines, ["ab", "cdef", "", "g"]);
+    }
+
+    #[test]
+    fn only_paths_of_kubernetes_names_are_sent() {
+        for good in [
+            "/api/v1/namespaces?limit=500&fieldSelector=status.phase%3DActive",
+            "/api/v1/namespaces/kube-system/secrets/ecr-pull",
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        ] {
+            assert!(check_path(good, "GET").is_ok(), "{good}");
+        }
+        for bad in [
+            "/api/v1/namespaces/kube-system/secrets/victim#/secrets/x",
+            "/api/v1/namespaces/a/../b",
+            "/api/v1/namespaces//secrets",
+            "/api/v1/namespaces/A/secrets",
+            "/api/v1/namespaces?x=a b",
+            "/api/v1/namespaces?x=#",
+            "api/v1",
+        ] {
+            assert!(check_path(bad, "GET").is_err(), "{bad}");
+        }
     }
 }

@@ -4,8 +4,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde_json::Value;
-
 /// One `details.causes` entry of a Status.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Cause {
@@ -17,10 +15,24 @@ pub struct Cause {
     pub field: String,
 }
 
+/// The longest message kept from an answer (after masking): a Status message, a cause, a
+/// plain-text body, or what the JSON parser said about an answer.
+pub const MAX_MESSAGE_CHARS: usize = 300;
+/// At most this many `details.causes` are kept.
+const MAX_CAUSES: usize = 16;
+
 /// What went wrong in a call to the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KubeError {
-    /// No HTTP answer: refused, reset, timed out, TLS failure.
+    /// No connection could be made (refused, no route, name not found, connect timeout): the API
+    /// server is not there. Not retried by the request; the daemon's loop tries again later.
+    Unreachable {
+        /// `GET /api/v1/...`
+        request: String,
+        /// What the transport said.
+        message: String,
+    },
+    /// Connected, but no complete answer: reset, or timed out while waiting or reading.
     Transport {
         /// `GET /api/v1/...`
         request: String,
@@ -35,15 +47,17 @@ pub enum KubeError {
         code: u16,
         /// Status `reason` (e.g. `NotFound`, `AlreadyExists`, `Forbidden`), empty when plain text.
         reason: String,
-        /// Status `message`, or the plain-text body.
+        /// Status `message`, or the plain-text body (masked, then cut).
         message: String,
         /// Status `details.causes`.
         causes: Vec<Cause>,
         /// `Retry-After` (header or `details.retryAfterSeconds`).
         retry_after: Option<Duration>,
     },
-    /// A success answer that is not what the API promises.
-    Decode {
+    /// An answer that breaks the protocol: larger than its cap, not UTF-8, not JSON of the shape
+    /// the API promises, a line too long, a name that is not a Kubernetes name, a paging loop.
+    /// Not retried: the same server would send the same thing again.
+    Protocol {
         /// `GET /api/v1/...`
         request: String,
         /// What is wrong with it.
@@ -110,7 +124,14 @@ impl KubeError {
         self.code() == Some(410)
     }
 
-    /// Whether trying the same request again may succeed: no answer, 429, 5xx.
+    /// Whether the API server could not be reached at all (nothing listening, no route).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, KubeError::Unreachable { .. })
+    }
+
+    /// Whether the same request may succeed if sent again at once: connected but no complete
+    /// answer, 429, 5xx. An unreachable server is the daemon loop's to retry (with its own
+    /// backoff), never the request's, so the two retries never nest.
     pub fn is_transient(&self) -> bool {
         match self {
             KubeError::Transport { .. } => true,
@@ -119,7 +140,15 @@ impl KubeError {
         }
     }
 
-    /// Builds the error from an error answer.
+    /// A protocol error about `request`; `message` is masked and cut.
+    pub fn protocol(request: &str, message: &str) -> KubeError {
+        KubeError::Protocol {
+            request: request.to_string(),
+            message: bounded_text(message, MAX_MESSAGE_CHARS),
+        }
+    }
+
+    /// Builds the error from an error answer (already bounded by the caller's read cap).
     pub fn from_response(
         request: String,
         code: u16,
@@ -129,34 +158,26 @@ impl KubeError {
         let mut retry_after = retry_after_header
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let (reason, message, causes) = match serde_json::from_str::<Value>(body) {
-            Ok(status) if status.get("kind").and_then(Value::as_str) == Some("Status") => {
-                let text =
-                    |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
-                let details = status.get("details");
+        let (reason, message, causes) = match serde_json::from_str::<StatusBody>(body) {
+            Ok(status) if status.kind.as_deref() == Some("Status") => {
+                let details = status.details.unwrap_or_default();
                 if retry_after.is_none() {
-                    retry_after = details
-                        .and_then(|d| d.get("retryAfterSeconds"))
-                        .and_then(Value::as_u64)
-                        .map(Duration::from_secs);
+                    retry_after = details.retry_after_seconds.map(Duration::from_secs);
                 }
                 let causes = details
-                    .and_then(|d| d.get("causes"))
-                    .and_then(Value::as_array)
-                    .map(|causes| {
-                        causes
-                            .iter()
-                            .map(|c| Cause {
-                                reason: text(c.get("reason")),
-                                message: text(c.get("message")),
-                                field: text(c.get("field")),
-                            })
-                            .collect()
+                    .causes
+                    .unwrap_or_default()
+                    .into_iter()
+                    .take(MAX_CAUSES)
+                    .map(|c| Cause {
+                        reason: bounded_text(&c.reason.unwrap_or_default(), MAX_MESSAGE_CHARS),
+                        message: bounded_text(&c.message.unwrap_or_default(), MAX_MESSAGE_CHARS),
+                        field: bounded_text(&c.field.unwrap_or_default(), MAX_MESSAGE_CHARS),
                     })
-                    .unwrap_or_default();
+                    .collect();
                 (
-                    text(status.get("reason")),
-                    text(status.get("message")),
+                    bounded_text(&status.reason.unwrap_or_default(), MAX_MESSAGE_CHARS),
+                    bounded_text(&status.message.unwrap_or_default(), MAX_MESSAGE_CHARS),
                     causes,
                 )
             }
@@ -173,15 +194,62 @@ impl KubeError {
     }
 }
 
-/// The first line of a plain-text body, bounded, for messages.
+/// The fields of a Status the daemon reads; everything else is skipped unread.
+#[derive(serde::Deserialize)]
+struct StatusBody {
+    kind: Option<String>,
+    reason: Option<String>,
+    message: Option<String>,
+    details: Option<StatusDetails>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct StatusDetails {
+    #[serde(rename = "retryAfterSeconds")]
+    retry_after_seconds: Option<u64>,
+    causes: Option<Vec<StatusCause>>,
+}
+
+#[derive(serde::Deserialize)]
+struct StatusCause {
+    reason: Option<String>,
+    message: Option<String>,
+    field: Option<String>,
+}
+
+/// The first line of a plain-text body, masked and bounded, for messages.
 fn first_line(body: &str) -> String {
-    let line = body.trim().lines().next().unwrap_or_default();
-    line.chars().take(200).collect()
+    let masked = crate::secret::scrub(body);
+    let line = masked.trim().lines().next().unwrap_or_default();
+    bounded_text(line, MAX_MESSAGE_CHARS)
+}
+
+/// Text from outside, made fit for a message: registered credentials masked first (so a cut can
+/// never leave a piece of one), then control characters escaped, then cut to `max_chars`
+/// characters (on a character boundary), saying how long it was.
+pub fn bounded_text(text: &str, max_chars: usize) -> String {
+    let masked = crate::secret::scrub(text);
+    let mut out = String::with_capacity(masked.len().min(max_chars + 32));
+    for (kept, c) in masked.chars().enumerate() {
+        if kept >= max_chars {
+            out.push_str(&format!("... ({} bytes in all)", masked.len()));
+            return out;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl fmt::Display for KubeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            KubeError::Unreachable { request, message } => {
+                write!(f, "{request}: cannot connect: {message}")
+            }
             KubeError::Transport { request, message } => {
                 write!(f, "{request}: no answer: {message}")
             }
@@ -202,8 +270,8 @@ impl fmt::Display for KubeError {
                 }
                 Ok(())
             }
-            KubeError::Decode { request, message } => {
-                write!(f, "{request}: unexpected answer: {message}")
+            KubeError::Protocol { request, message } => {
+                write!(f, "{request}: protocol error: {message}")
             }
             KubeError::Auth(message) => write!(f, "{message}"),
         }
@@ -253,6 +321,35 @@ mod tests {
             e.to_string(),
             "GET /x: HTTP 429: Too many requests, please try again later."
         );
+    }
+
+    #[test]
+    fn a_huge_status_message_is_masked_then_cut_and_its_newlines_escaped() {
+        crate::secret::register("hostile-echoed-credential-0123456789");
+        let message = format!(
+            "forged\ncycle done {} hostile-echoed-credential-0123456789",
+            "x".repeat(290)
+        );
+        let body = serde_json::json!({"kind": "Status", "code": 500, "message": message,
+            "reason": "InternalError"})
+        .to_string();
+        let e = KubeError::from_response("GET /x".into(), 500, None, &body);
+        let text = e.to_string();
+        assert!(!text.contains('\n'), "{text}");
+        assert!(text.contains("forged\\ncycle"), "{text}");
+        assert!(!text.contains("hostile-echoed"), "{text}");
+        assert!(text.len() < 400, "{}", text.len());
+        // A cut inside a credential leaves no piece of it: the mask came first.
+        let cut_inside = format!("{}hostile-echoed-credential-0123456789", "y".repeat(290));
+        assert!(!bounded_text(&cut_inside, 300).contains("hostile"));
+    }
+
+    #[test]
+    fn a_cut_keeps_whole_characters() {
+        let text = "é".repeat(400);
+        let cut = bounded_text(&text, 300);
+        assert!(cut.starts_with(&"é".repeat(300)), "{cut}");
+        assert!(cut.ends_with("(800 bytes in all)"), "{cut}");
     }
 
     #[test]

@@ -796,3 +796,6 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmHWM in /proc status")
 }
+
+/// Hostile Kubernetes API servers (raw sockets) for tests/hostile_kube.rs.
+pub mod kube;
