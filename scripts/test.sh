@@ -161,10 +161,10 @@ awk '
   /^test result: / {
     passed = $4; failed = $6; ignored = $8
     sub(/;/, "", passed); sub(/;/, "", failed); sub(/;/, "", ignored)
-    printf "  %-40s %5d passed %3d failed %3d ignored\n", name, passed, failed, ignored
+    printf "  %-44s %5d passed %3d failed %3d ignored\n", name, passed, failed, ignored
     tp += passed; tf += failed; ti += ignored
   }
-  END { printf "  %-40s %5d passed %3d failed %3d ignored\n", "total", tp, tf, ti }
+  END { printf "  %-44s %5d passed %3d failed %3d ignored\n", "total", tp, tf, ti }
 ' "$log"
 if [ "$status" -ne 0 ]; then
   echo "test.sh: some tests failed (status $status): see the failures above"
