@@ -118,7 +118,8 @@ fi
 # ---- install what is missing
 if [ -n "$missing_targets" ]; then
   # shellcheck disable=SC2086
-  rustup target add $missing_targets
+  rustup target add $missing_targets ||
+    die "rustup target add $missing_targets failed (see above): check the network to static.rust-lang.org, then re-run"
 fi
 if [ -n "$missing_debs" ]; then
   export DEBIAN_FRONTEND=noninteractive
