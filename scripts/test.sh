@@ -40,8 +40,6 @@ die() {
 
 # ---- what is there and what is not (all checked before anything is installed)
 command -v cargo >/dev/null || die "cargo is missing: install Rust with rustup (https://rustup.rs), then re-run"
-command -v kubectl >/dev/null ||
-  die "kubectl is missing (no Debian package): install it (https://kubernetes.io/docs/tasks/tools/), then re-run"
 command -v python3 >/dev/null || die "python3 is missing: apt-get install python3 python3-venv, then re-run"
 
 missing_targets=""
@@ -93,9 +91,13 @@ else
   missing_py=$PYTHON_PACKAGES
 fi
 
+missing_kubectl=false
+command -v kubectl >/dev/null || missing_kubectl=true
+
 quote_all() { local out="" w; for w in "$@"; do out="$out '$w'"; done; echo "${out# }"; }
-if [ -n "$missing_targets$missing_debs$missing_py" ]; then
+if $missing_kubectl || [ -n "$missing_targets$missing_debs$missing_py" ]; then
   echo "== test peers missing (installing each with the command shown)"
+  ! $missing_kubectl || echo "  kubectl    <- by hand (no Debian package): https://kubernetes.io/docs/tasks/tools/"
   [ -z "$missing_targets" ] || echo "  rustup targets: $missing_targets    <- rustup target add $missing_targets"
   [ -z "$missing_debs" ] || echo "  Debian packages: $missing_debs    <- apt-get update && apt-get install -y --no-install-recommends $missing_debs"
   if [ -n "$missing_py" ]; then
@@ -104,6 +106,9 @@ if [ -n "$missing_targets$missing_debs$missing_py" ]; then
     echo "  Python packages: $missing_py    <- $VENV/bin/pip install $(quote_all $missing_py)"
   fi
   # What cannot be installed here stops the run before anything is installed.
+  if $missing_kubectl; then
+    die "kubectl is missing and has no Debian package: install it (https://kubernetes.io/docs/tasks/tools/), then re-run"
+  fi
   if [ -n "$missing_targets" ] && ! command -v rustup >/dev/null; then
     die "cannot add the rust targets $missing_targets without rustup: install Rust with rustup (https://rustup.rs), then re-run"
   fi
