@@ -8,7 +8,9 @@
 #   demo-opaque     an Opaque secret with the same name (not a pull secret)     -> left alone, warning
 #   demo-empty      no secret                                                   -> created (ECR_CREATE_MISSING)
 # Everything it starts is stopped on exit; nothing outside 127.0.0.1 is contacted.
-# Usage: scripts/demo.sh   Needs: cargo, python3, curl, moto_server (pip install 'moto[server]').
+# Usage: scripts/demo.sh   Needs: cargo, python3 and curl; moto's server is installed into the
+# project's virtual environment (.venv, the one scripts/test.sh uses; ECRUPDATER_VENV moves it)
+# when it is not on the PATH.
 # ECRUPDATER_BIN and FAKE_KUBE_BIN, both set, name prebuilt binaries: nothing is built then
 # (tests/shipping.rs runs the demo so, inside `cargo test`).
 set -euo pipefail
@@ -24,30 +26,35 @@ missing=()
 $prebuilt || command -v cargo >/dev/null || missing+=("cargo (Rust: https://rustup.rs)")
 command -v python3 >/dev/null || missing+=("python3")
 command -v curl >/dev/null || missing+=("curl (apt-get install curl)")
+venv=${ECRUPDATER_VENV:-.venv}
+[ -x "$venv/bin/moto_server" ] && PATH="$(cd "$venv/bin" && pwd):$PATH"
+install_moto=false
 if ! command -v moto_server >/dev/null; then
-  # pip may have put it in the user or interpreter scripts folder, off the PATH.
-  if command -v python3 >/dev/null; then
-    scripts_dir=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null || true)
-    user_dir=$(python3 -c 'import site; print(site.USER_BASE + "/bin")' 2>/dev/null || true)
-    for dir in "$scripts_dir" "$user_dir"; do
-      if [ -n "$dir" ] && [ -x "$dir/moto_server" ]; then PATH="$dir:$PATH"; break; fi
-    done
-  fi
-  command -v moto_server >/dev/null || missing+=("moto_server (moto's AWS stand-in): pip install 'moto[server]'")
+  if command -v python3 >/dev/null; then install_moto=true; fi
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "demo: missing prerequisites:" >&2
   printf '  - %s\n' "${missing[@]}" >&2
   exit 1
 fi
+if $install_moto; then
+  echo "== installing moto's server (AWS stand-in) into $venv: pip install 'moto[server]>=5.1,<6' (once)"
+  if [ ! -x "$venv/bin/python3" ]; then
+    python3 -m venv "$venv" ||
+      { echo "demo: python3 -m venv $venv failed: apt-get install python3-venv, then re-run" >&2; exit 1; }
+  fi
+  "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check 'moto[server]>=5.1,<6' ||
+    { echo "demo: pip install 'moto[server]' into $venv failed (see above): check the network to PyPI" >&2; exit 1; }
+  PATH="$(cd "$venv/bin" && pwd):$PATH"
+fi
 
 if $prebuilt; then
   bin=$ECRUPDATER_BIN
   fake=$FAKE_KUBE_BIN
 else
-  echo "== building ecrupdater and the fake API server (cargo build)"
-  cargo build --quiet --locked --bin ecrupdater
-  cargo build --quiet --locked -p ecrupdater-testkit --bin fake-kube
+  echo "== building ecrupdater and the fake API server (cargo build; a few minutes the first time)"
+  cargo build --locked --bin ecrupdater
+  cargo build --locked -p ecrupdater-testkit --bin fake-kube
   target_dir=${CARGO_TARGET_DIR:-target}
   bin="$target_dir/debug/ecrupdater"
   fake="$target_dir/debug/fake-kube"

@@ -413,8 +413,9 @@ fn serve_new(
     let started = Instant::now();
     let outcome = refresher.serve(kube, token, namespace);
     health.set_api_requests(kube.requests_by_code());
+    // The refresher has logged what it wrote ("created", "updated"); the latency is a detail.
     if let Outcome::Created | Outcome::Updated | Outcome::Unchanged = outcome {
-        log::info!(
+        log::debug!(
             "{namespace}: new namespace served in {:.2} s ({outcome:?})",
             started.elapsed().as_secs_f64()
         );

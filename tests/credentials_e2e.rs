@@ -4,7 +4,8 @@
 //! container endpoints are tiny servers the tests start on 127.0.0.1 that hand out moto's
 //! credentials; a small forward proxy started by a test shows that AWS calls go through
 //! HTTPS_PROXY and the Kubernetes API calls do not. Every run logs at TRACE and no credential may
-//! appear in its output. Needs `moto_server` and `python3` with boto3 (see tests/e2e_peers.rs).
+//! appear in its output. Needs `moto_server` and `python3` with boto3: the tests that use them are
+//! `#[ignore = "needs ..."]`, run (and the peers installed) by scripts/test.sh.
 
 mod common;
 
@@ -156,10 +157,9 @@ fn borrowed<'a>(pairs: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a s
 }
 
 #[test]
+#[ignore = "needs moto_server and python3 with boto3 (install: scripts/test.sh, or pip install 'moto[server]>=5.1,<6' boto3)"]
 fn assume_role_credentials_with_session_token_fetch_an_ecr_token() {
-    if !peers_available(&["moto_server", "python3"]) {
-        return;
-    }
+    require_peers(&["moto_server", "python3:boto3"]);
     let s = setup();
     // The IAM user's long-lived keys in the environment; ECR_ASSUME_ROLE_ARN turns them into
     // the role's session credentials (signed AssumeRole at moto's STS), which then sign the
@@ -181,10 +181,9 @@ fn assume_role_credentials_with_session_token_fetch_an_ecr_token() {
 }
 
 #[test]
+#[ignore = "needs moto_server and python3 with boto3 (install: scripts/test.sh, or pip install 'moto[server]>=5.1,<6' boto3)"]
 fn a_wrong_session_token_is_refused_and_reported() {
-    if !peers_available(&["moto_server", "python3"]) {
-        return;
-    }
+    require_peers(&["moto_server", "python3:boto3"]);
     let s = setup();
     let bad_token = "FQoGZXIvYXdzEWRONGwrongwrongwrong0001";
     let run = s.run(&[
@@ -210,10 +209,9 @@ fn a_wrong_session_token_is_refused_and_reported() {
 }
 
 #[test]
+#[ignore = "needs moto_server and python3 with boto3 (install: scripts/test.sh, or pip install 'moto[server]>=5.1,<6' boto3)"]
 fn web_identity_through_moto_sts() {
-    if !peers_available(&["moto_server", "python3"]) {
-        return;
-    }
+    require_peers(&["moto_server", "python3:boto3"]);
     let s = setup();
     // moto 5 answers an UNSIGNED AssumeRoleWithWebIdentity with a 500 while signature checking
     // is on (it never validates the web identity token either), so this case runs with
@@ -236,10 +234,9 @@ fn web_identity_through_moto_sts() {
 }
 
 #[test]
+#[ignore = "needs moto_server and python3 with boto3 (install: scripts/test.sh, or pip install 'moto[server]>=5.1,<6' boto3)"]
 fn imds_v2_hands_out_credentials_moto_accepts() {
-    if !peers_available(&["moto_server", "python3"]) {
-        return;
-    }
+    require_peers(&["moto_server", "python3:boto3"]);
     let s = setup();
     let server = imds(&s.keys, 200);
     let run = s.run(&borrowed(&imds_env(&server)));
@@ -255,10 +252,9 @@ fn imds_v2_hands_out_credentials_moto_accepts() {
 }
 
 #[test]
+#[ignore = "needs moto_server and python3 with boto3 (install: scripts/test.sh, or pip install 'moto[server]>=5.1,<6' boto3)"]
 fn imds_v1_fallback_when_the_token_put_is_refused() {
-    if !peers_available(&["moto_server", "python3"]) {
-        return;
-    }
+    require_peers(&["moto_server", "python3:boto3"]);
     let s = setup();
     // kube2iam-style: the token PUT is refused; plain GETs work.
     let server = imds(&s.keys, 405);
@@ -276,10 +272,9 @@ fn imds_v1_fallback_when_the_token_put_is_refused() {
 }
 
 #[test]
+#[ignore = "needs moto_server and python3 with boto3 (install: scripts/test.sh, or pip install 'moto[server]>=5.1,<6' boto3)"]
 fn container_endpoint_with_its_authorization_token_checked() {
-    if !peers_available(&["moto_server", "python3"]) {
-        return;
-    }
+    require_peers(&["moto_server", "python3:boto3"]);
     let s = setup();
     let document = moto_document(&s.keys);
     let server = TinyServer::start(move |req| {
@@ -323,10 +318,9 @@ fn container_endpoint_with_its_authorization_token_checked() {
 }
 
 #[test]
+#[ignore = "needs moto_server and python3 with boto3 (install: scripts/test.sh, or pip install 'moto[server]>=5.1,<6' boto3)"]
 fn profiles_with_a_source_profile_chain() {
-    if !peers_available(&["moto_server", "python3"]) {
-        return;
-    }
+    require_peers(&["moto_server", "python3:boto3"]);
     let s = setup();
     let dir = temp_dir("e2e-profiles");
     let credentials = dir.join("credentials");
@@ -367,10 +361,9 @@ fn profiles_with_a_source_profile_chain() {
 }
 
 #[test]
+#[ignore = "needs moto_server and python3 with boto3 (install: scripts/test.sh, or pip install 'moto[server]>=5.1,<6' boto3)"]
 fn aws_calls_go_through_https_proxy_and_the_api_calls_do_not() {
-    if !peers_available(&["moto_server", "python3"]) {
-        return;
-    }
+    require_peers(&["moto_server", "python3:boto3"]);
     let s = setup();
     let proxy = ForwardProxy::start();
     let server = imds(&s.keys, 200);

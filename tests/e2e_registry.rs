@@ -4,7 +4,8 @@
 //! `proxyEndpoint`; after `ecrupdater --once`, the secret's `.dockerconfigjson`, used as is as
 //! `skopeo`'s auth file (the containers/image parser, which reads `auth` first, as the kubelet
 //! does), pushes and inspects an image; the same file with another password is refused.
-//! Needs `docker-registry`, `skopeo`, `htpasswd` and `python3` (`.ci/run` installs them).
+//! Needs `docker-registry`, `skopeo`, `htpasswd` and `python3`: `#[ignore = "needs ..."]`, run
+//! (and the peers installed) by scripts/test.sh.
 
 mod common;
 
@@ -63,10 +64,9 @@ fn start_registry(dir: &Path, password: &str) -> Peer {
 }
 
 #[test]
+#[ignore = "needs docker-registry, skopeo, htpasswd and python3 (install: scripts/test.sh, or apt-get install docker-registry skopeo apache2-utils)"]
 fn the_written_pull_secret_pushes_and_pulls_with_a_real_registry_client() {
-    if !peers_available(&["docker-registry", "skopeo", "htpasswd", "python3"]) {
-        return;
-    }
+    require_peers(&["docker-registry", "skopeo", "htpasswd", "python3"]);
     let dir = temp_dir("registry");
     let registry = start_registry(&dir, PASSWORD);
     let host = format!("127.0.0.1:{}", registry.port);

@@ -272,25 +272,9 @@ print(json.dumps(families))
 "#;
 
 #[test]
+#[ignore = "needs python3 with prometheus-client (install: scripts/test.sh, or pip install prometheus-client)"]
 fn metrics_parse_with_the_prometheus_client_parser() {
-    if !peers_available(&["python3"]) {
-        return;
-    }
-    let import = Command::new("python3")
-        .args(["-c", "import prometheus_client.parser"])
-        .output()
-        .expect("run python3");
-    if !import.status.success() {
-        assert!(
-            !e2e_required(),
-            "ECRUPDATER_E2E=1 but the prometheus-client package is missing (pip install prometheus-client): {}",
-            String::from_utf8_lossy(&import.stderr)
-        );
-        eprintln!(
-            "skipping: python3 cannot import prometheus_client (pip install prometheus-client)"
-        );
-        return;
-    }
+    require_peers(&["python3:prometheus_client"]);
     let kube = FakeKube::start();
     for ns in ["a", "b"] {
         kube.add_namespace(ns, &[]);

@@ -11,8 +11,9 @@
 //! - scripts/demo.sh runs, shows the four cases, masks every password and stops what it started.
 //!
 //! The rendering tests need `kubectl` and `python3` with PyYAML (to read the YAML), the alert
-//! tests `promtool` (Debian package prometheus), the demo moto's server and curl: without them
-//! they say so and skip, unless ECRUPDATER_E2E=1 makes a missing one a failure.
+//! tests `promtool` (Debian package prometheus), the demo moto's server and curl: each is marked
+//! `#[ignore = "needs ..."]`, so plain `cargo test` reports it as ignored with the reason, and
+//! scripts/test.sh runs it (`--include-ignored`), where a missing peer fails the test by name.
 
 mod common;
 
@@ -39,10 +40,8 @@ fn examples() -> PathBuf {
     repo().join("example_deployment")
 }
 
-/// The peers the rendering tests need.
-fn render_peers() -> bool {
-    peers_available(&["kubectl", "python3"])
-}
+/// The peers the rendering tests need (`kubectl kustomize`, and PyYAML to read its output).
+const RENDER_PEERS: &[&str] = &["kubectl", "python3:yaml"];
 
 const YAML_TO_JSON: &str = "import json, sys
 try:
@@ -598,10 +597,9 @@ fn assert_rendering_is_sound(label: &str, objects: &[Value]) {
 // Rendering tests
 
 #[test]
+#[ignore = "needs kubectl and python3 with PyYAML (install: scripts/test.sh, or pip install pyyaml; kubectl: https://kubernetes.io/docs/tasks/tools/)"]
 fn every_kustomization_renders_and_passes_the_checks() {
-    if !render_peers() {
-        return;
-    }
+    require_peers(RENDER_PEERS);
     let dirs = kustomization_dirs();
     let relative = |d: &Path| {
         d.strip_prefix(examples())
@@ -650,10 +648,9 @@ fn every_kustomization_renders_and_passes_the_checks() {
 }
 
 #[test]
+#[ignore = "needs kubectl and python3 with PyYAML (install: scripts/test.sh, or pip install pyyaml; kubectl: https://kubernetes.io/docs/tasks/tools/)"]
 fn every_manifest_file_is_checked() {
-    if !render_peers() {
-        return;
-    }
+    require_peers(RENDER_PEERS);
     // A YAML file is checked when a kustomization beside it names it (resources, patches,
     // components), or when it is one of the standalone manifests rendered below.
     let standalone = ["03_pullsecret_test.yml"];
@@ -711,10 +708,9 @@ fn every_manifest_file_is_checked() {
 }
 
 #[test]
+#[ignore = "needs kubectl and python3 with PyYAML (install: scripts/test.sh, or pip install pyyaml; kubectl: https://kubernetes.io/docs/tasks/tools/)"]
 fn pull_secret_test_pod_uses_the_deployed_secret_name() {
-    if !render_peers() {
-        return;
-    }
+    require_peers(RENDER_PEERS);
     let text = std::fs::read_to_string(examples().join("03_pullsecret_test.yml")).expect("read");
     let pod = yaml_to_json(&text, "03_pullsecret_test.yml");
     let pulls: Vec<String> = pod[0]["spec"]["imagePullSecrets"]
@@ -735,10 +731,9 @@ fn pull_secret_test_pod_uses_the_deployed_secret_name() {
 }
 
 #[test]
+#[ignore = "needs kubectl and python3 with PyYAML (install: scripts/test.sh, or pip install pyyaml; kubectl: https://kubernetes.io/docs/tasks/tools/)"]
 fn the_default_talks_to_the_api_directly_with_static_keys() {
-    if !render_peers() {
-        return;
-    }
+    require_peers(RENDER_PEERS);
     let objects = render("");
     assert_eq!(objects, render("base"), "the root renders base/ as is");
     let (workload, pod, container) = updater(&objects).expect("the daemon");
@@ -772,10 +767,9 @@ fn the_default_talks_to_the_api_directly_with_static_keys() {
 }
 
 #[test]
+#[ignore = "needs kubectl and python3 with PyYAML (install: scripts/test.sh, or pip install pyyaml; kubectl: https://kubernetes.io/docs/tasks/tools/)"]
 fn the_kubectl_proxy_variant_keeps_the_python_tools_layout() {
-    if !render_peers() {
-        return;
-    }
+    require_peers(RENDER_PEERS);
     let objects = render("variants/kubectl-proxy");
     let (_, pod, container) = updater(&objects).expect("the daemon");
     assert_eq!(
@@ -795,10 +789,9 @@ fn the_kubectl_proxy_variant_keeps_the_python_tools_layout() {
 }
 
 #[test]
+#[ignore = "needs kubectl and python3 with PyYAML (install: scripts/test.sh, or pip install pyyaml; kubectl: https://kubernetes.io/docs/tasks/tools/)"]
 fn the_cronjob_variant_runs_once_per_schedule() {
-    if !render_peers() {
-        return;
-    }
+    require_peers(RENDER_PEERS);
     let objects = render("variants/cronjob");
     assert!(
         of_kind(&objects, "Deployment").is_empty(),
@@ -831,10 +824,9 @@ fn assert_keyless(objects: &[Value]) {
 }
 
 #[test]
+#[ignore = "needs kubectl and python3 with PyYAML (install: scripts/test.sh, or pip install pyyaml; kubectl: https://kubernetes.io/docs/tasks/tools/)"]
 fn the_irsa_variant_has_a_role_arn_and_no_keys() {
-    if !render_peers() {
-        return;
-    }
+    require_peers(RENDER_PEERS);
     let objects = render("variants/irsa");
     assert_keyless(&objects);
     let (_, pod, _) = updater(&objects).expect("the daemon");
@@ -851,19 +843,17 @@ fn the_irsa_variant_has_a_role_arn_and_no_keys() {
 }
 
 #[test]
+#[ignore = "needs kubectl and python3 with PyYAML (install: scripts/test.sh, or pip install pyyaml; kubectl: https://kubernetes.io/docs/tasks/tools/)"]
 fn the_pod_identity_variant_has_no_keys() {
-    if !render_peers() {
-        return;
-    }
+    require_peers(RENDER_PEERS);
     let objects = render("variants/pod-identity");
     assert_keyless(&objects);
 }
 
 #[test]
+#[ignore = "needs kubectl and python3 with PyYAML (install: scripts/test.sh, or pip install pyyaml; kubectl: https://kubernetes.io/docs/tasks/tools/)"]
 fn the_single_namespace_variant_keeps_secrets_rights_in_that_namespace() {
-    if !render_peers() {
-        return;
-    }
+    require_peers(RENDER_PEERS);
     let objects = render("variants/single-namespace");
     let (_, _, container) = updater(&objects).expect("the daemon");
     let target = env(container, "ECR_NAMESPACES").expect("ECR_NAMESPACES");
@@ -879,10 +869,9 @@ fn the_single_namespace_variant_keeps_secrets_rights_in_that_namespace() {
 }
 
 #[test]
+#[ignore = "needs kubectl and python3 with PyYAML (install: scripts/test.sh, or pip install pyyaml; kubectl: https://kubernetes.io/docs/tasks/tools/)"]
 fn the_service_accounts_variant_grants_exactly_the_named_accounts() {
-    if !render_peers() {
-        return;
-    }
+    require_peers(RENDER_PEERS);
     let objects = render("variants/service-accounts");
     let (_, _, container) = updater(&objects).expect("the daemon");
     assert_eq!(env(container, "ECR_SERVICE_ACCOUNTS"), Some("default"));
@@ -914,10 +903,9 @@ fn the_service_accounts_variant_grants_exactly_the_named_accounts() {
 }
 
 #[test]
+#[ignore = "needs kubectl and python3 with PyYAML (install: scripts/test.sh, or pip install pyyaml; kubectl: https://kubernetes.io/docs/tasks/tools/)"]
 fn the_rbac_checks_catch_what_they_claim_to() {
-    if !render_peers() {
-        return;
-    }
+    require_peers(RENDER_PEERS);
     // The checks above pass on the examples; here they must fail on broken copies, or they
     // prove nothing.
     let good = render("");
@@ -1459,10 +1447,9 @@ fn promql_names_are_read_correctly() {
 }
 
 #[test]
+#[ignore = "needs kubectl and python3 with PyYAML (install: scripts/test.sh, or pip install pyyaml; kubectl: https://kubernetes.io/docs/tasks/tools/)"]
 fn alert_rules_name_only_metrics_the_daemon_exports() {
-    if !render_peers() {
-        return;
-    }
+    require_peers(RENDER_PEERS);
     let exported = real_metric_names();
     assert!(exported.contains("ecrupdater_build_info"), "{exported:?}");
     let rules = alert_rules(&render("monitoring"));
@@ -1487,10 +1474,9 @@ fn alert_rules_name_only_metrics_the_daemon_exports() {
 }
 
 #[test]
+#[ignore = "needs kubectl and python3 with PyYAML (install: scripts/test.sh, or pip install pyyaml; kubectl: https://kubernetes.io/docs/tasks/tools/)"]
 fn the_service_monitor_reaches_the_daemons_port() {
-    if !render_peers() {
-        return;
-    }
+    require_peers(RENDER_PEERS);
     let monitoring = render("monitoring");
     let default = render("");
     let (workload, _, container) = updater(&default).expect("the daemon");
@@ -1540,10 +1526,9 @@ fn the_service_monitor_reaches_the_daemons_port() {
 }
 
 #[test]
+#[ignore = "needs promtool, kubectl and python3 with PyYAML (install: scripts/test.sh, or apt-get install prometheus and pip install pyyaml)"]
 fn alerts_fire_when_documented_and_not_before() {
-    if !peers_available(&["kubectl", "python3", "promtool"]) {
-        return;
-    }
+    require_peers(&["promtool", "kubectl", "python3:yaml"]);
     let objects = render("monitoring");
     let rule = of_kind(&objects, "PrometheusRule")[0];
     let dir = temp_dir("shipping-promtool");
@@ -1633,23 +1618,16 @@ fn alerts_fire_when_documented_and_not_before() {
 // The demo
 
 #[test]
+#[ignore = "needs moto_server, curl and the fake-kube binary (install: scripts/test.sh, or pip install 'moto[server]>=5.1,<6' and cargo build -p ecrupdater-testkit --bin fake-kube)"]
 fn the_demo_shows_every_case_and_cleans_up() {
-    if !peers_available(&["moto_server", "python3", "curl"]) {
-        return;
-    }
+    require_peers(&["moto_server", "python3", "curl"]);
     let fake_kube = Path::new(binary()).with_file_name("fake-kube");
-    if !fake_kube.is_file() {
-        assert!(
-            !e2e_required(),
-            "{} is missing: cargo test --workspace builds it",
-            fake_kube.display()
-        );
-        eprintln!(
-            "skipping: {} not built (cargo test --workspace builds it)",
-            fake_kube.display()
-        );
-        return;
-    }
+    assert!(
+        fake_kube.is_file(),
+        "{} is missing: cargo test --workspace (scripts/test.sh) builds it, or \
+         cargo build -p ecrupdater-testkit --bin fake-kube",
+        fake_kube.display()
+    );
     let dir = temp_dir("shipping-demo");
     let out_file = dir.join("demo.out");
     let mut child = Command::new("bash")

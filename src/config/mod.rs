@@ -108,7 +108,9 @@ pub struct Flags {
     pub dry_run: bool,
 }
 
-/// The usage text for `--help`.
+/// The usage text for `--help`: every setting with its default (the image holds no other
+/// documentation, so this names no file). tests/help.rs checks that every variable this crate
+/// reads appears here.
 pub const USAGE: &str = "\
 ecrupdater: keeps Kubernetes image-pull secrets filled with fresh AWS ECR credentials
 
@@ -118,15 +120,78 @@ Usage: ecrupdater [--once] [--dry-run]
   --once      run one refresh cycle, then exit (0 if every target succeeded, 1 if any failed)
   --dry-run   fetch the token and find the targets, log each write it would do, write nothing
 
-Settings come from the environment; see README.md for the full table. The essential ones:
-  K8S_PULL_SECRET_NAME       name of the pull secret in each namespace (required)
-  AWS_REGION / AWS_DEFAULT_REGION   region of the registry (required)
-  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY [, AWS_SESSION_TOKEN]   credentials
-  ECR_UPDATE_INTERVAL        seconds between refreshes (default 3600)
-  ECR_CREATE_MISSING         true: create the secret where it is missing (default false)
-  ECR_SKIP_NAMESPACES        comma-separated namespaces never touched
-  KUBERNETES_API_ENDPOINT    API base URL (default: in-cluster, else http://localhost:8001)
-  LOG_CONFIG, LOG_LEVEL      logging.json (Python dictConfig) or a level (default INFO)
+Settings come from the environment (an empty value counts as unset). Booleans take
+true/false, yes/no, on/off, 1/0.
+
+What is refreshed:
+  K8S_PULL_SECRET_NAME        name of the pull secret in each namespace (required)
+  AWS_REGION, AWS_DEFAULT_REGION
+                              region of the registry (required; AWS_REGION wins)
+  ECR_UPDATE_INTERVAL         seconds between refreshes, 60 to 43200 (default 3600)
+  ECR_CREATE_MISSING          create the secret where it is missing and serve new
+                              namespaces as they appear (default false)
+  ECR_NAMESPACES              comma-separated names or globs to serve (default: all)
+  ECR_SKIP_NAMESPACES         same syntax, namespaces never touched (default: none)
+  ECR_NAMESPACE_SELECTOR      label selector applied by the API server (default: none)
+  ECR_REGISTRIES              comma-separated registry hosts (default: the account's
+                              registry in AWS_REGION)
+  ECR_SERVICE_ACCOUNTS        ServiceAccounts that must list the secret in
+                              imagePullSecrets (default: none)
+
+The Kubernetes API (first that applies):
+  KUBERNETES_API_ENDPOINT     API base URL, http:// or https:// (default: in-cluster,
+                              else http://localhost:8001, kubectl proxy's address)
+  KUBERNETES_SERVICE_HOST, KUBERNETES_SERVICE_PORT
+                              in-cluster access when set and the token file exists
+                              (set by Kubernetes in every pod)
+  ECR_SERVICEACCOUNT_DIR      in-cluster token, ca.crt and namespace
+                              (default /var/run/secrets/kubernetes.io/serviceaccount)
+
+AWS credentials (the first source that applies, in the AWS SDKs' order):
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
+                              static or session keys (default: none)
+  AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN, AWS_ROLE_SESSION_NAME
+                              web identity (IRSA); session name default
+                              k8s-ecrupdater-<unix time>
+  AWS_PROFILE                 profile in the shared files (default: default)
+  AWS_SHARED_CREDENTIALS_FILE (default $HOME/.aws/credentials)
+  AWS_CONFIG_FILE             (default $HOME/.aws/config)
+  HOME                        where $HOME/.aws is looked for (set by the system)
+  AWS_CONTAINER_CREDENTIALS_FULL_URI, AWS_CONTAINER_CREDENTIALS_RELATIVE_URI
+                              container endpoint (EKS Pod Identity, ECS; the relative
+                              URI goes to http://169.254.170.2) (default: none)
+  AWS_CONTAINER_AUTHORIZATION_TOKEN, AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE
+                              its Authorization header (default: none)
+  AWS_EC2_METADATA_DISABLED   true: never ask instance metadata (default false)
+  AWS_EC2_METADATA_SERVICE_ENDPOINT
+                              (default http://169.254.169.254, or http://[fd00:ec2::254]
+                              with the mode IPv6)
+  AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE
+                              IPv4 or IPv6 (default IPv4)
+  AWS_EC2_METADATA_V1_DISABLED
+                              true: no IMDSv1 fallback (default false)
+  ECR_ASSUME_ROLE_ARN         a role assumed on top of any source (default: none)
+  ECR_ASSUME_ROLE_EXTERNAL_ID its external id (default: none)
+  ECR_ASSUME_ROLE_SESSION_NAME
+                              its session name (default k8s-ecrupdater)
+
+AWS endpoints and network:
+  AWS_ENDPOINT_URL_ECR, AWS_ENDPOINT_URL_ECR_PUBLIC, AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL
+                              endpoint overrides, service-specific first (default:
+                              AWS's regional endpoints)
+  HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY (or lower case)
+                              proxy for AWS calls only, never for the Kubernetes API or
+                              instance metadata (default: none)
+  ECR_HTTP_CONNECT_TIMEOUT    seconds to connect, 1 to 300 (default 5)
+  ECR_HTTP_TIMEOUT            seconds for the rest of one HTTP call, 1 to 600 (default 30)
+
+Logging, health and metrics:
+  LOG_CONFIG                  Python logging.dictConfig JSON file (default ./logging.json)
+  LOG_LEVEL                   NOTSET, TRACE, DEBUG, INFO, WARNING, ERROR, CRITICAL or a
+                              number; used when the LOG_CONFIG file does not exist
+                              (default INFO)
+  ECR_HEALTH_ADDR             where /healthz, /readyz and /metrics listen; empty
+                              disables; never with --once (default 0.0.0.0:8080)
 ";
 
 /// Reads the command line (without the program name).

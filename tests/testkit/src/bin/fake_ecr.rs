@@ -15,9 +15,26 @@ use ecrupdater_testkit::{AwsFault, FakeEcr};
 use std::io::{BufRead, Write};
 use std::time::Duration;
 
+const USAGE: &str = "\
+usage: fake-ecr [--port N]
+
+A fake ECR endpoint (GetAuthorizationToken) on 127.0.0.1 for scripts and benchmarks. It prints
+one line, `listening on http://127.0.0.1:PORT`, then takes one command per line on standard
+input, answers each with `ok` (or `ok N`) or `error: ...`, and exits when standard input closes.
+
+  token USER PASSWORD EXPIRES_EPOCH   the token handed out from now on
+  fault throttling | fault reset | fault delay MS | fault status CODE TYPE | fault xml CODE TYPE
+                                      a fault for the next request
+  clear                               drop the queued faults and the recorded requests
+  requests                            `ok N`: requests recorded since the last clear
+
+  --port N      listen on N (default: a free port)
+  -h, --help    print this and exit
+";
+
 fn usage(msg: &str) -> ! {
     eprintln!("fake-ecr: {msg}");
-    eprintln!("usage: fake-ecr [--port N]   (commands on standard input; see the source)");
+    eprint!("{USAGE}");
     std::process::exit(2)
 }
 
@@ -63,7 +80,10 @@ fn main() {
                     .and_then(|v| v.parse().ok())
                     .unwrap_or_else(|| usage("bad --port"))
             }
-            "-h" | "--help" => usage("help"),
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                return;
+            }
             other => usage(&format!("unknown argument {other:?}")),
         }
     }

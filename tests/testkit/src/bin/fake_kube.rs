@@ -12,11 +12,27 @@ use ecrupdater_testkit::FakeKube;
 use serde_json::{Value, json};
 use std::io::Write;
 
+const USAGE: &str = "\
+usage: fake-kube [--port N] [--namespaces N] [--ns-prefix P] [--tls-ca-out FILE] [--seed FILE.json] [--no-default-sa] [--bearer-token T]
+
+A fake Kubernetes API server on 127.0.0.1 for scripts and benchmarks. It prints one line,
+`listening on http(s)://127.0.0.1:PORT`, then serves until killed.
+
+  --port N            listen on N (default: a free port)
+  --namespaces N      create N namespaces named PREFIX0000, PREFIX0001, ... (default 0)
+  --ns-prefix P       their prefix (default team-)
+  --no-default-sa     no `default` ServiceAccount in them
+  --seed FILE.json    secrets to put first: [{\"namespace\": ..., \"secret\": {...}}]
+  --tls-ca-out FILE   serve https and write the CA certificate (PEM) to FILE
+  --bearer-token T    require `Authorization: Bearer T`
+  -h, --help          print this and exit
+
+The /_admin/ endpoints are on (namespaces, secrets, stats, faults: see tests/testkit/src/kube/admin.rs).
+";
+
 fn usage(msg: &str) -> ! {
     eprintln!("fake-kube: {msg}");
-    eprintln!(
-        "usage: fake-kube [--port N] [--namespaces N] [--ns-prefix P] [--tls-ca-out FILE] [--seed FILE.json] [--no-default-sa] [--bearer-token T]"
-    );
+    eprint!("{USAGE}");
     std::process::exit(2)
 }
 
@@ -50,7 +66,10 @@ fn main() {
             "--seed" => seed = Some(val("--seed")),
             "--bearer-token" => bearer = Some(val("--bearer-token")),
             "--no-default-sa" => default_sa = false,
-            "-h" | "--help" => usage("help"),
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                return;
+            }
             other => usage(&format!("unknown argument {other:?}")),
         }
     }
