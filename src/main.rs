@@ -68,11 +68,20 @@ fn main() -> ExitCode {
         }
     }
     let status = daemon.run();
+    if status != 0 {
+        // CRITICAL, so that even LOG_LEVEL=CRITICAL says why the process ended.
+        log::error!(target: logging::CRITICAL, "exiting with status {status}");
+    }
     ExitCode::from(u8::try_from(status).unwrap_or(1))
 }
 
+/// Prints a configuration error (masked, escaped, one bounded line: it may quote outside text)
+/// and returns the exit status for bad configuration.
 fn config_error(e: &ConfigError) -> ExitCode {
-    eprintln!("ecrupdater: configuration error: {e}");
+    eprintln!(
+        "{}",
+        logging::one_line(&format!("ecrupdater: configuration error: {e}"))
+    );
     ExitCode::from(EXIT_CONFIG)
 }
 
