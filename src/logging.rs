@@ -132,10 +132,13 @@ impl LogSettings {
         let loggers = doc.get("loggers").and_then(Value::as_object);
         // Python configures `loggers` first (`""` is the root), then `root`: each key of `root`
         // wins over the same key of `loggers[""]`, and a key neither sets keeps its default.
+        // A `null` or empty value is no value (Python: `if level is not None`, `if handlers`).
+        let set = |v: &&Value| !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty());
         let root_key = |key: &str| -> Option<&Value> {
             doc.get("root")
                 .and_then(|r| r.get(key))
-                .or_else(|| loggers.and_then(|l| l.get(""))?.get(key))
+                .filter(set)
+                .or_else(|| loggers.and_then(|l| l.get(""))?.get(key).filter(set))
         };
         let root_level = match root_key("level") {
             None => WARNING, // Python's root logger default
@@ -145,6 +148,7 @@ impl LogSettings {
         let own_level = match loggers
             .and_then(|l| l.get(LOGGER_NAME))
             .and_then(|l| l.get("level"))
+            .filter(|v| !v.is_null())
         {
             None => None,
             Some(v) => Some(level_from_json(v).map_err(|p| format!("{LOGGER_NAME} level: {p}"))?),
@@ -160,7 +164,10 @@ impl LogSettings {
                 "root handler {name:?} is not defined under handlers"
             ));
         }
-        let handler_level = match handler.and_then(|h| h.get("level")) {
+        let handler_level = match handler
+            .and_then(|h| h.get("level"))
+            .filter(|v| !v.is_null())
+        {
             None => NOTSET,
             Some(v) => level_from_json(v).map_err(|p| format!("handler level: {p}"))?,
         };
