@@ -945,4 +945,38 @@ mod tests {
         assert!(!s.source.contains("ignored"), "{}", s.source);
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[test]
+    fn a_debug_of_a_struct_holding_a_credential_is_masked_by_the_logger() {
+        // A struct that holds credentials as plain strings (as a payload or a request body
+        // does once built), printed with {:?} by mistake: the logger's mask catches each, whole
+        // and in pieces.
+        #[derive(Debug)]
+        #[allow(dead_code)] // read by Debug only: that is the point
+        struct Built {
+            username: String,
+            password: String,
+            auth: String,
+            body_excerpt: String,
+        }
+        let password = crate::secret::Sensitive::new("debug-held-ecr-password-0123456789abcdef");
+        let auth = format!(
+            "QVdTOmRlYnVnLWhlbGQtZWNyLXBhc3N3b3Jk{}",
+            "LTAxMjM0NTY3ODlhYmNkZWY="
+        );
+        crate::secret::register(&auth);
+        let built = Built {
+            username: "AWS".into(),
+            password: password.expose().to_string(),
+            auth: auth.clone(),
+            body_excerpt: password.expose()[6..30].to_string(),
+        };
+        let line = settings(TRACE)
+            .line(DEBUG, &format!("built {built:?}"), 0, "m", now())
+            .expect("written");
+        assert_eq!(
+            line,
+            "DEBUG:ecrupdater:built Built { username: \"AWS\", password: \"***\", auth: \"***\", body_excerpt: \"***\" }\n"
+        );
+    }
 }
