@@ -332,7 +332,15 @@ fn read_config_file(path: &str) -> Result<Option<String>, ConfigError> {
     let error = |problem: String| ConfigError::new("LOG_CONFIG", format!("{path}: {problem}"));
     let meta = match std::fs::metadata(path) {
         Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        // No such file (as Python's os.path.exists sees it): LOG_LEVEL applies.
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(None);
+        }
         Err(e) => return Err(error(format!("cannot read it: {e}"))),
     };
     if !meta.is_file() {
