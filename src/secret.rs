@@ -377,6 +377,13 @@ mod tests {
         let mut mask = Mask::new();
         mask.hold("zz9zz9");
         assert_eq!(masked(&mut mask, "<zz9zz9>"), "<***>");
+        // A derived value of six characters, registered without a holder.
+        register("Rg7q!x");
+        assert_eq!(scrub("auth=Rg7q!x;"), "auth=***;");
+        let mut mask = Mask::new();
+        mask.register("yy8yy8");
+        mask.register("yy8yy");
+        assert_eq!(masked(&mut mask, "yy8yy8 yy8yy"), "*** yy8yy");
     }
 
     #[test]
