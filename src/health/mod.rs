@@ -36,7 +36,7 @@ use crate::refresh::{CycleReport, Outcome};
 
 /// `/healthz` fails when a target namespace's token is valid for less than this.
 pub const MIN_VALIDITY: time::Duration = time::Duration::minutes(15);
-/// Read and write timeout of each connection, and the deadline for its request head.
+/// How long each connection has, from its accept, to send its request head and take the answer.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// The longest request head read; a longer one is answered 400.
 pub const MAX_HEAD: usize = 8 * 1024;

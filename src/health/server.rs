@@ -26,6 +26,8 @@ use super::{Health, IO_TIMEOUT, MAX_HEAD};
 const LINGER: Duration = Duration::from_millis(250);
 /// The most connections open at once; a new one beyond drops the oldest.
 pub const MAX_CONNECTIONS: usize = 32;
+/// The most reads or writes one connection gets per turn of the loop.
+const MAX_IO_PER_TURN: usize = 16;
 /// How long the loop sleeps when no connection moved.
 pub const TICK: Duration = Duration::from_millis(2);
 
@@ -145,7 +147,9 @@ impl Connection {
 
     fn try_step(&mut self, health: &Health, now: Instant) -> io::Result<bool> {
         let mut moved = false;
-        loop {
+        // At most this many reads or writes per turn, so a client that sends without pause
+        // (while lingering) cannot keep the thread from the others.
+        for _ in 0..MAX_IO_PER_TURN {
             match &mut self.phase {
                 Phase::Reading(head) => {
                     if now >= self.deadline {
@@ -236,6 +240,7 @@ impl Connection {
                 }
             }
         }
+        Ok(moved)
     }
 }
 
@@ -558,5 +563,35 @@ mod tests {
         assert_eq!(get(addr, "/readyz").0, 503);
         assert!(started.elapsed() < Duration::from_secs(3));
         let _ = trickler.join();
+    }
+
+    #[test]
+    fn a_client_that_never_stops_sending_does_not_hold_the_thread() {
+        let health = Health::new();
+        let addr = start(&health);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flood = {
+            let stop = stop.clone();
+            thread::spawn(move || {
+                let mut stream = TcpStream::connect(addr).expect("connect");
+                let _ = stream.write_all(b"GET /healthz HTTP/1.1\r\n\r\n");
+                let junk = [b'x'; 64 * 1024];
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if stream.write_all(&junk).is_err() {
+                        return;
+                    }
+                }
+            })
+        };
+        thread::sleep(Duration::from_millis(50));
+        let started = Instant::now();
+        assert_eq!(get(addr, "/readyz").0, 503);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = flood.join();
     }
 }
