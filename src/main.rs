@@ -14,6 +14,10 @@ use ecrupdater::shutdown;
 const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
+    // A panic's message may quote outside text: it goes through the log mask like every line.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("{}", logging::one_line(&format!("ecrupdater: {info}")));
+    }));
     let command = match config::parse_args(std::env::args().skip(1)) {
         Ok(c) => c,
         Err(e) => return config_error(&e),
