@@ -547,3 +547,74 @@ fn the_guard_check_fails_on_a_broken_policy() {
     objects[b]["spec"]["validationActions"] = json!(["Warn"]);
     assert!(!guard_problems(&objects).is_empty());
 }
+
+/// The README's overlay for clusters older than 1.30, rendered as written (its path to
+/// `example_deployment/base` pointed at this checkout).
+fn render_readme_overlay() -> Vec<Value> {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README");
+    let section = &readme[readme
+        .find("**Clusters older than 1.30**")
+        .expect("the section")..];
+    let block = section
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a yaml block in the section");
+    let dir = std::env::temp_dir().join(format!("ecrupdater-pre130-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    // kustomize takes relative paths only: from the temporary folder up to / and down again.
+    let up = "../".repeat(dir.components().count() - 1);
+    let base = examples().join("base");
+    let relative = format!(
+        "{up}{}",
+        base.strip_prefix("/").expect("absolute").display()
+    );
+    assert!(block.contains("../example_deployment/base"), "{block}");
+    let text = block.replace("../example_deployment/base", &relative);
+    std::fs::write(dir.join("kustomization.yaml"), text).expect("write");
+    let objects = render(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    objects
+}
+
+#[test]
+#[ignore = "needs kubectl and python3 with PyYAML (install: scripts/test.sh, or apt-get install kubectl python3-yaml)"]
+fn the_readme_overlay_for_clusters_older_than_1_30_drops_create_and_the_policy() {
+    let objects = render_readme_overlay();
+    let secrets = verbs_on(&objects, "secrets");
+    assert!(!secrets.contains(&"create"), "{secrets:?}");
+    assert!(
+        secrets.contains(&"get") && secrets.contains(&"patch"),
+        "{secrets:?}"
+    );
+    assert!(
+        !objects
+            .iter()
+            .any(|o| kind(o).starts_with("ValidatingAdmissionPolicy")),
+        "a v1 policy left for a cluster that does not know it"
+    );
+    // Get and patch stay limited to the pull secret's name.
+    let (_, name) = identity(&objects);
+    for rule in objects
+        .iter()
+        .filter(|o| matches!(kind(o), "Role" | "ClusterRole"))
+        .flat_map(|o| o["rules"].as_array().into_iter().flatten())
+        .filter(|r| strings(&r["resources"]).contains(&"secrets"))
+    {
+        assert_eq!(strings(&rule["resourceNames"]), [name.as_str()], "{rule}");
+    }
+    let create_missing = objects
+        .iter()
+        .filter(|o| kind(o) == "Deployment")
+        .flat_map(|o| {
+            o.pointer("/spec/template/spec/containers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .flat_map(|c| c["env"].as_array().into_iter().flatten())
+        .find(|e| e["name"] == "ECR_CREATE_MISSING")
+        .and_then(|e| e["value"].as_str());
+    assert_eq!(create_missing, Some("false"));
+}
