@@ -1,18 +1,32 @@
 //! Logging: `LOG_CONFIG` (the Python tool's `logging.dictConfig` JSON) or `LOG_LEVEL` into a
-//! [`log`] logger that writes text or JSON lines, and masks every registered credential.
+//! [`log`] logger that writes text or JSON lines, every line masked, escaped and bounded.
 //!
 //! From a dictConfig file this reads what matters to a container's log stream: the root logger's
-//! level (`root.level`, or the `""` entry of `loggers`), the stream of its first handler
-//! (`ext://sys.stdout` or stderr, the default), and that handler's formatter: its `format`
-//! string (`%(asctime)s %(levelname)s %(name)s %(message)s`, ...) and whether its class (`()` or
-//! `class`) is a JSON formatter such as `pythonjsonlogger.jsonlogger.JsonFormatter`, in which case
-//! each line is one JSON object with the fields the format string names.
+//! level (`root.level`, else the `""` entry of `loggers`; the `ecrupdater` logger's own level when
+//! set), the stream and level of the root's first handler (`ext://sys.stdout` or stderr, the
+//! default), and that handler's formatter: its `format` string (`%(asctime)s %(levelname)s
+//! %(name)s %(message)s`, ...) and whether its class (`()` or `class`) is a JSON formatter such as
+//! `pythonjsonlogger.jsonlogger.JsonFormatter`, in which case each line is one JSON object with
+//! the fields the format string names (and `message` always).
 //!
-//! Levels: `TRACE`, `DEBUG`, `INFO`, `WARNING`/`WARN`, `ERROR`, `CRITICAL`/`FATAL` (as `ERROR`),
-//! or Python's numbers (10, 20, ...). Times are UTC.
+//! Levels are Python's (`logging._checkLevel`): `NOTSET` 0, `DEBUG` 10, `INFO` 20, `WARNING`/`WARN`
+//! 30, `ERROR` 40, `CRITICAL`/`FATAL` 50, or any integer; a record is written when its number is at
+//! least the logger's and the handler's level, so `NOTSET` on the root writes everything. `TRACE`
+//! (5) is the one addition. In a dictConfig file names are upper-case and numbers are JSON
+//! integers, as Python requires; `LOG_LEVEL` also takes lower-case names and numbers as text.
+//! Times are UTC.
+//!
+//! Every line, whatever its source: the message is masked first ([`crate::secret::mask`]: every
+//! credential, and every piece of 16 characters of one), its control characters are escaped
+//! (`\n`, `\u{1b}`, ...) so that outside text cannot forge a line, and then it is cut so that
+//! no line is longer than [`MAX_LINE`] bytes.
+//!
+//! `LOG_CONFIG` must be a regular file of at most [`MAX_CONFIG_BYTES`]: a device, a FIFO or a
+//! directory is refused before it is opened.
 
-use std::io::Write;
-use std::path::Path;
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::io::{Read, Write};
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use serde_json::{Map, Value};
@@ -20,12 +34,37 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 use crate::config::ConfigError;
-use crate::secret::scrub;
+use crate::secret::{WINDOW, mask};
 
 /// Python's default `basicConfig` format.
 const DEFAULT_FORMAT: &str = "%(levelname)s:%(name)s:%(message)s";
 /// The logger name shown for `%(name)s`.
 const LOGGER_NAME: &str = "ecrupdater";
+/// The longest line written, its newline included.
+pub const MAX_LINE: usize = 4096;
+/// The largest `LOG_CONFIG` file read.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+/// How much of one formatted message is kept before masking (the line keeps far less).
+const MAX_FORMATTED: usize = 256 * 1024;
+/// Room kept in a line for the note that says it was cut.
+const CUT_NOTE_ROOM: usize = 48;
+/// The `log` target that makes a record CRITICAL (50): `log::error!(target: CRITICAL, ...)`.
+pub const CRITICAL: &str = "ecrupdater::critical";
+
+/// Python's level numbers, and TRACE.
+pub const NOTSET: i64 = 0;
+/// TRACE, the one level Python does not define.
+pub const TRACE: i64 = 5;
+/// Python's DEBUG.
+pub const DEBUG: i64 = 10;
+/// Python's INFO.
+pub const INFO: i64 = 20;
+/// Python's WARNING (WARN).
+pub const WARNING: i64 = 30;
+/// Python's ERROR.
+pub const ERROR: i64 = 40;
+/// Python's CRITICAL (FATAL).
+pub const CRITICAL_LEVEL: i64 = 50;
 
 /// Where log lines go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,8 +78,8 @@ pub enum Stream {
 /// The logger's settings, read from `LOG_CONFIG` or `LOG_LEVEL`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogSettings {
-    /// The most verbose level written.
-    pub level: LevelFilter,
+    /// Python's level number: records at this level or above are written (0: every record).
+    pub threshold: i64,
     /// One JSON object per line instead of text.
     pub json: bool,
     /// The Python `%`-style format string.
@@ -53,35 +92,32 @@ pub struct LogSettings {
 
 impl LogSettings {
     /// Reads `LOG_CONFIG` (default `./logging.json`) when that file exists, else `LOG_LEVEL`
-    /// (default `INFO`). A file that exists but cannot be read or understood is an error.
+    /// (default `INFO`). A file that exists but is not a regular file of at most 1 MiB, or cannot
+    /// be read or understood, is an error. With the file, `LOG_LEVEL` is ignored (the Python
+    /// tool's precedence), and `source` says so.
     pub fn from_env(
         log_config: Option<&str>,
         log_level: Option<&str>,
     ) -> Result<Self, ConfigError> {
         let path = log_config.unwrap_or("./logging.json");
-        if Path::new(path).exists() {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| ConfigError::new("LOG_CONFIG", format!("cannot read {path}: {e}")))?;
-            return Self::from_dict_config(&text)
-                .map(|s| LogSettings {
-                    source: format!("log configuration {path}"),
-                    ..s
-                })
-                .map_err(|problem| ConfigError::new("LOG_CONFIG", format!("{path}: {problem}")));
+        if let Some(text) = read_config_file(path)? {
+            let settings = Self::from_dict_config(&text)
+                .map_err(|problem| ConfigError::new("LOG_CONFIG", format!("{path}: {problem}")))?;
+            let mut source = format!("log configuration {path}");
+            if log_level.is_some() {
+                let _ = write!(source, " (LOG_LEVEL ignored: using {path})");
+            }
+            return Ok(LogSettings { source, ..settings });
         }
         let level_text = log_level.unwrap_or("INFO");
-        let level = parse_level(level_text).ok_or_else(|| {
-            ConfigError::new(
-                "LOG_LEVEL",
-                format!("unknown level {level_text:?} (TRACE, DEBUG, INFO, WARNING, ERROR)"),
-            )
-        })?;
+        let threshold =
+            parse_level(level_text).map_err(|problem| ConfigError::new("LOG_LEVEL", problem))?;
         let source = match log_config {
             Some(p) => format!("LOG_LEVEL (LOG_CONFIG file {p} does not exist)"),
             None => "LOG_LEVEL".to_string(),
         };
         Ok(LogSettings {
-            level,
+            threshold,
             json: false,
             format: DEFAULT_FORMAT.to_string(),
             stream: Stream::Stderr,
@@ -93,18 +129,32 @@ impl LogSettings {
     pub fn from_dict_config(text: &str) -> Result<Self, String> {
         let doc: Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
         let doc = doc.as_object().ok_or("not a JSON object")?;
-        let root = doc
-            .get("root")
-            .or_else(|| doc.get("loggers").and_then(|l| l.get("")))
-            .and_then(Value::as_object);
-        let level = match root.and_then(|r| r.get("level")) {
-            None => LevelFilter::Warn, // Python's root logger default
-            Some(v) => {
-                level_from_json(v).ok_or_else(|| format!("root level {v} is not a level"))?
-            }
+        let loggers = doc.get("loggers").and_then(Value::as_object);
+        // Python configures `loggers` first (`""` is the root), then `root`: each key of `root`
+        // wins over the same key of `loggers[""]`, and a key neither sets keeps its default.
+        // A `null` or empty value is no value (Python: `if level is not None`, `if handlers`).
+        let set = |v: &&Value| !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty());
+        let root_key = |key: &str| -> Option<&Value> {
+            doc.get("root")
+                .and_then(|r| r.get(key))
+                .filter(set)
+                .or_else(|| loggers.and_then(|l| l.get(""))?.get(key).filter(set))
         };
-        let handler_name = root
-            .and_then(|r| r.get("handlers"))
+        let root_level = match root_key("level") {
+            None => WARNING, // Python's root logger default
+            Some(v) => level_from_json(v).map_err(|p| format!("root level: {p}"))?,
+        };
+        // The `ecrupdater` logger's own level, when set and not NOTSET (which defers to the root).
+        let own_level = match loggers
+            .and_then(|l| l.get(LOGGER_NAME))
+            .and_then(|l| l.get("level"))
+            .filter(|v| !v.is_null())
+        {
+            None => None,
+            Some(v) => Some(level_from_json(v).map_err(|p| format!("{LOGGER_NAME} level: {p}"))?),
+        };
+        let logger_level = own_level.filter(|&l| l != NOTSET).unwrap_or(root_level);
+        let handler_name = root_key("handlers")
             .and_then(Value::as_array)
             .and_then(|h| h.first())
             .and_then(Value::as_str);
@@ -114,6 +164,13 @@ impl LogSettings {
                 "root handler {name:?} is not defined under handlers"
             ));
         }
+        let handler_level = match handler
+            .and_then(|h| h.get("level"))
+            .filter(|v| !v.is_null())
+        {
+            None => NOTSET,
+            Some(v) => level_from_json(v).map_err(|p| format!("handler level: {p}"))?,
+        };
         let stream = match handler
             .and_then(|h| h.get("stream"))
             .and_then(Value::as_str)
@@ -140,44 +197,277 @@ impl LogSettings {
             .unwrap_or(DEFAULT_FORMAT)
             .to_string();
         Ok(LogSettings {
-            level,
+            threshold: logger_level.max(handler_level),
             json: class.to_ascii_lowercase().contains("json"),
             format,
             stream,
             source: String::new(),
         })
     }
+
+    /// Whether a record of Python level number `levelno` is written.
+    pub fn enabled(&self, levelno: i64) -> bool {
+        levelno >= self.threshold
+    }
+
+    /// The most verbose `log` level that can be written (for `log::set_max_level`).
+    pub fn level_filter(&self) -> LevelFilter {
+        match self.threshold {
+            t if t <= TRACE => LevelFilter::Trace,
+            t if t <= DEBUG => LevelFilter::Debug,
+            t if t <= INFO => LevelFilter::Info,
+            t if t <= WARNING => LevelFilter::Warn,
+            t if t <= CRITICAL_LEVEL => LevelFilter::Error,
+            _ => LevelFilter::Off,
+        }
+    }
+
+    /// The whole line (newline included) for a record at `levelno` with `message`, or `None`
+    /// when that level is not written: masked, escaped, at most [`MAX_LINE`] bytes.
+    /// `dropped`: how many bytes of the message were already left out after `message`.
+    pub fn line(
+        &self,
+        levelno: i64,
+        message: &str,
+        dropped: usize,
+        module: &str,
+        now: OffsetDateTime,
+    ) -> Option<String> {
+        if !self.enabled(levelno) {
+            return None;
+        }
+        let overhead = render(self, levelno, "", module, now).len() + 1;
+        let budget = MAX_LINE.saturating_sub(overhead);
+        let mut message = clean_cut(message, budget, dropped);
+        let mut line = render(self, levelno, &message, module, now);
+        // JSON escaping (or a format naming the message twice) can still make it too long.
+        for _ in 0..4 {
+            if line.len() < MAX_LINE || message.is_empty() {
+                break;
+            }
+            let excess = line.len() + 1 - MAX_LINE;
+            let keep = floor_char_boundary(
+                &message,
+                message.len().saturating_sub(excess + CUT_NOTE_ROOM),
+            );
+            message.truncate(keep);
+            message.push_str(" [cut]");
+            line = render(self, levelno, &message, module, now);
+        }
+        if line.len() >= MAX_LINE {
+            let keep = floor_char_boundary(&line, MAX_LINE - 1);
+            line.truncate(keep);
+        }
+        line.push('\n');
+        Some(line)
+    }
 }
 
-/// A level name or Python level number.
-pub fn parse_level(text: &str) -> Option<LevelFilter> {
-    match text.trim().to_ascii_uppercase().as_str() {
-        "TRACE" | "5" => Some(LevelFilter::Trace),
-        "DEBUG" | "10" => Some(LevelFilter::Debug),
-        "INFO" | "20" => Some(LevelFilter::Info),
-        "WARNING" | "WARN" | "30" => Some(LevelFilter::Warn),
-        "ERROR" | "40" | "CRITICAL" | "FATAL" | "50" => Some(LevelFilter::Error),
-        "OFF" | "NOTSET" => Some(LevelFilter::Off),
+/// `text` as it may appear in any output: every credential (and every piece of 16 characters of
+/// one) masked, control characters escaped, and cut to at most about `limit` bytes with a note
+/// saying how much was left out. The mask comes first, the cut last.
+pub fn clean(text: &str, limit: usize) -> String {
+    clean_cut(text, limit, 0)
+}
+
+/// [`clean`] for a text of which `dropped` bytes after its end were already left out.
+fn clean_cut(text: &str, limit: usize, dropped: usize) -> String {
+    // Bound what a huge message costs. When some of it is left out, back off one window, so
+    // that the mask decides on everything it keeps with the whole piece in view.
+    let (text, dropped) = if text.len() > MAX_FORMATTED || dropped > 0 {
+        let keep = floor_char_boundary(text, text.len().min(MAX_FORMATTED).saturating_sub(WINDOW));
+        (&text[..keep], text.len() - keep + dropped)
+    } else {
+        (text, 0)
+    };
+    let limit_inner = if text.len() <= limit {
+        usize::MAX // the escapes may grow it a little: the line's own check handles that
+    } else {
+        limit.saturating_sub(CUT_NOTE_ROOM)
+    };
+    let masked = mask(text, limit_inner, escape);
+    let mut out = masked.text;
+    let cut = masked.cut + dropped;
+    if cut > 0 {
+        let _ = write!(out, " [cut: {cut} more bytes]");
+    }
+    out
+}
+
+/// `text` cleaned (see [`clean`]) to fit one line of at most [`MAX_LINE`] bytes: for errors
+/// printed outside the logger (at exit).
+pub fn one_line(text: &str) -> String {
+    clean(text, MAX_LINE - 1)
+}
+
+/// Writes `c`, escaping control characters (and the Unicode line separators and bidirectional
+/// overrides) so that they cannot start a new line or disguise one.
+fn escape(c: char, out: &mut String) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        c if c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
+        {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        }
+        c => out.push(c),
+    }
+}
+
+/// The largest char boundary at or below `at`.
+fn floor_char_boundary(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// Reads the `LOG_CONFIG` file: `None` when there is none. Refuses, before opening it, anything
+/// but a regular file of at most [`MAX_CONFIG_BYTES`] (a FIFO would block the start, a device
+/// such as /dev/zero would never end), and reads at most that much.
+fn read_config_file(path: &str) -> Result<Option<String>, ConfigError> {
+    let error = |problem: String| ConfigError::new("LOG_CONFIG", format!("{path}: {problem}"));
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        // No such file (as Python's os.path.exists sees it): LOG_LEVEL applies.
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(error(format!("cannot read it: {e}"))),
+    };
+    if !meta.is_file() {
+        return Err(error(format!(
+            "not a regular file (a {}); give the path of a logging.json file",
+            file_kind(&meta.file_type())
+        )));
+    }
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(error(format!(
+            "{} bytes, more than the {MAX_CONFIG_BYTES} a log configuration may have",
+            meta.len()
+        )));
+    }
+    let file = std::fs::File::open(path).map_err(|e| error(format!("cannot read it: {e}")))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| error(format!("cannot read it: {e}")))?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(error(format!(
+            "more than the {MAX_CONFIG_BYTES} bytes a log configuration may have"
+        )));
+    }
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| error("not UTF-8 text".into()))
+}
+
+fn file_kind(kind: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_dir() {
+        "directory"
+    } else if kind.is_fifo() {
+        "FIFO"
+    } else if kind.is_char_device() {
+        "character device"
+    } else if kind.is_block_device() {
+        "block device"
+    } else if kind.is_socket() {
+        "socket"
+    } else {
+        "special file"
+    }
+}
+
+/// A `LOG_LEVEL` value: a level name in any case, or a number (Python's `int` levels; 0 is
+/// NOTSET: everything). Returns what is wrong, in a few words.
+pub fn parse_level(text: &str) -> Result<i64, String> {
+    let trimmed = text.trim();
+    if let Ok(n) = trimmed.parse::<i64>() {
+        return Ok(n);
+    }
+    level_by_name(&trimmed.to_ascii_uppercase()).ok_or_else(|| unknown_level(text))
+}
+
+fn unknown_level(text: &str) -> String {
+    let hint = if text.trim().eq_ignore_ascii_case("OFF") {
+        " (Python has no OFF: CRITICAL, or a number above 50, writes nothing the daemon logs below CRITICAL)"
+    } else {
+        ""
+    };
+    format!(
+        "unknown level {text:?}: NOTSET, TRACE, DEBUG, INFO, WARNING (WARN), ERROR, CRITICAL (FATAL) or a number{hint}"
+    )
+}
+
+/// Python's `logging._nameToLevel`, and TRACE.
+fn level_by_name(name: &str) -> Option<i64> {
+    match name {
+        "NOTSET" => Some(NOTSET),
+        "TRACE" => Some(TRACE),
+        "DEBUG" => Some(DEBUG),
+        "INFO" => Some(INFO),
+        "WARNING" | "WARN" => Some(WARNING),
+        "ERROR" => Some(ERROR),
+        "CRITICAL" | "FATAL" => Some(CRITICAL_LEVEL),
         _ => None,
     }
 }
 
-fn level_from_json(v: &Value) -> Option<LevelFilter> {
+/// A dictConfig level, as Python's `logging._checkLevel` takes it: an integer (a JSON `true`
+/// is Python's 1), or an upper-case name.
+fn level_from_json(v: &Value) -> Result<i64, String> {
     match v {
-        Value::String(s) => parse_level(s),
-        Value::Number(n) => parse_level(&n.to_string()),
-        _ => None,
+        Value::String(s) => level_by_name(s).ok_or_else(|| {
+            if level_by_name(&s.to_ascii_uppercase()).is_some() {
+                format!(
+                    "unknown level {s:?}: Python's level names are upper-case ({:?})",
+                    s.to_ascii_uppercase()
+                )
+            } else {
+                unknown_level(s)
+            }
+        }),
+        Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| format!("level {n} is not an integer")),
+        Value::Bool(b) => Ok(i64::from(*b)),
+        other => Err(format!("level {other} is not an integer or a level name")),
     }
 }
 
-/// Python's names for the levels.
-fn level_name(level: Level) -> &'static str {
+/// Python's names for the levels (`Level N` for a number without one, as Python prints it).
+fn level_name(levelno: i64) -> Cow<'static, str> {
+    match levelno {
+        CRITICAL_LEVEL => "CRITICAL".into(),
+        ERROR => "ERROR".into(),
+        WARNING => "WARNING".into(),
+        INFO => "INFO".into(),
+        DEBUG => "DEBUG".into(),
+        TRACE => "TRACE".into(),
+        NOTSET => "NOTSET".into(),
+        n => format!("Level {n}").into(),
+    }
+}
+
+/// The Python level number of a record: `log`'s five levels, and CRITICAL for the
+/// [`CRITICAL`] target.
+pub fn levelno(level: Level, target: &str) -> i64 {
     match level {
-        Level::Error => "ERROR",
-        Level::Warn => "WARNING",
-        Level::Info => "INFO",
-        Level::Debug => "DEBUG",
-        Level::Trace => "TRACE",
+        Level::Error if target == CRITICAL => CRITICAL_LEVEL,
+        Level::Error => ERROR,
+        Level::Warn => WARNING,
+        Level::Info => INFO,
+        Level::Debug => DEBUG,
+        Level::Trace => TRACE,
     }
 }
 
@@ -189,17 +479,11 @@ fn asctime(now: OffsetDateTime) -> String {
 }
 
 /// The value of one `%(field)` for a record.
-fn field(name: &str, level: Level, message: &str, module: &str, now: OffsetDateTime) -> Value {
+fn field(name: &str, levelno: i64, message: &str, module: &str, now: OffsetDateTime) -> Value {
     match name {
         "asctime" => Value::String(asctime(now)),
-        "levelname" => Value::String(level_name(level).to_string()),
-        "levelno" => Value::from(match level {
-            Level::Error => 40,
-            Level::Warn => 30,
-            Level::Info => 20,
-            Level::Debug => 10,
-            Level::Trace => 5,
-        }),
+        "levelname" => Value::String(level_name(levelno).into_owned()),
+        "levelno" => Value::from(levelno),
         "message" | "msg" => Value::String(message.to_string()),
         "name" => Value::String(LOGGER_NAME.to_string()),
         "module" | "funcName" | "pathname" | "filename" => Value::String(module.to_string()),
@@ -228,10 +512,11 @@ fn format_fields(format: &str) -> Vec<String> {
     out
 }
 
-/// Renders one line (without the newline) for the given settings.
+/// Renders one line (without the newline) for the given settings. `message` is used as given:
+/// [`LogSettings::line`] masks, escapes and cuts it first.
 pub fn render(
     settings: &LogSettings,
-    level: Level,
+    levelno: i64,
     message: &str,
     module: &str,
     now: OffsetDateTime,
@@ -243,7 +528,7 @@ pub fn render(
             fields.push("message".to_string());
         }
         for name in fields {
-            obj.insert(name.clone(), field(&name, level, message, module, now));
+            obj.insert(name.clone(), field(&name, levelno, message, module, now));
         }
         return Value::Object(obj).to_string();
     }
@@ -268,7 +553,7 @@ pub fn render(
             rest = after;
             continue;
         };
-        let value = field(&inner[..end], level, message, module, now);
+        let value = field(&inner[..end], levelno, message, module, now);
         match value {
             Value::String(s) => out.push_str(&s),
             other => out.push_str(&other.to_string()),
@@ -285,6 +570,26 @@ pub fn render(
     out
 }
 
+/// A `fmt::Write` that keeps at most [`MAX_FORMATTED`] bytes of a message (and counts the rest).
+struct Bounded {
+    text: String,
+    dropped: usize,
+}
+
+impl std::fmt::Write for Bounded {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let room = MAX_FORMATTED.saturating_sub(self.text.len());
+        if s.len() <= room {
+            self.text.push_str(s);
+        } else {
+            let keep = floor_char_boundary(s, room);
+            self.text.push_str(&s[..keep]);
+            self.dropped += s.len() - keep;
+        }
+        Ok(())
+    }
+}
+
 /// The process-wide logger.
 struct Logger {
     settings: LogSettings,
@@ -292,7 +597,8 @@ struct Logger {
 
 impl Log for Logger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        metadata.level() <= self.settings.level
+        self.settings
+            .enabled(levelno(metadata.level(), metadata.target()))
     }
 
     fn log(&self, record: &Record<'_>) {
@@ -304,17 +610,21 @@ impl Log for Logger {
         if !module.starts_with("ecrupdater") && !module.starts_with("k8s_ecrupdater") {
             return;
         }
-        let message = record.args().to_string();
-        let message = scrub(&message);
+        let mut message = Bounded {
+            text: String::new(),
+            dropped: 0,
+        };
+        let _ = message.write_fmt(*record.args());
         let module = module.rsplit("::").next().unwrap_or(module);
-        let mut line = render(
-            &self.settings,
-            record.level(),
-            &message,
+        let Some(line) = self.settings.line(
+            levelno(record.level(), record.target()),
+            &message.text,
+            message.dropped,
             module,
             OffsetDateTime::now_utc(),
-        );
-        line.push('\n');
+        ) else {
+            return;
+        };
         // A closed stream must not kill the daemon: losing a log line is the lesser harm.
         let _ = match self.settings.stream {
             Stream::Stdout => std::io::stdout().lock().write_all(line.as_bytes()),
@@ -329,7 +639,7 @@ impl Log for Logger {
 
 /// Installs the logger. Call once, early; a second call is ignored.
 pub fn init(settings: LogSettings) {
-    let level = settings.level;
+    let level = settings.level_filter();
     if log::set_boxed_logger(Box::new(Logger { settings })).is_ok() {
         log::set_max_level(level);
     }
@@ -353,12 +663,12 @@ mod tests {
     #[test]
     fn reads_the_python_tools_json_config() {
         let s = LogSettings::from_dict_config(PYTHON_JSON).expect("valid");
-        assert_eq!(s.level, LevelFilter::Debug);
+        assert_eq!(s.threshold, DEBUG);
         assert!(s.json);
         assert_eq!(s.stream, Stream::Stdout);
         let line = render(
             &s,
-            Level::Info,
+            INFO,
             "hello \"x\"",
             "refresh",
             datetime!(2024-01-31 12:00:00.123 UTC),
@@ -378,12 +688,12 @@ mod tests {
                "loggers":{"":{"level":"WARNING","handlers":["h"]}}}"#,
         )
         .expect("valid");
-        assert_eq!(s.level, LevelFilter::Warn);
+        assert_eq!(s.threshold, WARNING);
         assert!(!s.json);
         assert_eq!(s.stream, Stream::Stderr);
         let line = render(
             &s,
-            Level::Warn,
+            WARNING,
             "careful",
             "m",
             datetime!(2024-01-31 12:00:00 UTC),
@@ -414,7 +724,7 @@ mod tests {
     fn missing_file_falls_back_to_log_level() {
         let s =
             LogSettings::from_env(Some("/nonexistent/logging.json"), Some("trace")).expect("valid");
-        assert_eq!(s.level, LevelFilter::Trace);
+        assert_eq!(s.threshold, TRACE);
         assert!(!s.json);
         let err = LogSettings::from_env(Some("/nonexistent/logging.json"), Some("LOUD"))
             .expect_err("bad");
@@ -431,5 +741,250 @@ mod tests {
         assert_eq!(err.name, "LOG_CONFIG");
         assert!(err.problem.contains("not valid JSON"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn settings(threshold: i64) -> LogSettings {
+        LogSettings {
+            threshold,
+            json: false,
+            format: DEFAULT_FORMAT.into(),
+            stream: Stream::Stderr,
+            source: String::new(),
+        }
+    }
+
+    fn now() -> OffsetDateTime {
+        datetime!(2024-01-31 12:00:00 UTC)
+    }
+
+    #[test]
+    fn levels_are_pythons() {
+        for (text, n) in [
+            ("NOTSET", 0),
+            ("0", 0),
+            ("TRACE", 5),
+            ("debug", 10),
+            ("INFO", 20),
+            ("WARNING", 30),
+            ("warn", 30),
+            ("ERROR", 40),
+            ("CRITICAL", 50),
+            ("FATAL", 50),
+            ("15", 15),
+            (" -3 ", -3),
+        ] {
+            assert_eq!(parse_level(text), Ok(n), "{text}");
+        }
+        let off = parse_level("OFF").expect_err("not a Python level");
+        assert!(off.contains("CRITICAL"), "{off}");
+        assert!(parse_level("LOUD").is_err());
+        // NOTSET writes everything, TRACE included; CRITICAL writes only CRITICAL records.
+        assert!(settings(NOTSET).enabled(TRACE));
+        assert_eq!(settings(NOTSET).level_filter(), LevelFilter::Trace);
+        assert!(!settings(CRITICAL_LEVEL).enabled(ERROR));
+        assert!(settings(CRITICAL_LEVEL).enabled(CRITICAL_LEVEL));
+        assert_eq!(settings(CRITICAL_LEVEL).level_filter(), LevelFilter::Error);
+        assert_eq!(settings(51).level_filter(), LevelFilter::Off);
+        assert!(settings(ERROR).enabled(ERROR) && !settings(ERROR).enabled(WARNING));
+        assert!(settings(25).enabled(WARNING) && !settings(25).enabled(INFO));
+        assert_eq!(levelno(Level::Error, CRITICAL), CRITICAL_LEVEL);
+        assert_eq!(levelno(Level::Error, "ecrupdater::daemon"), ERROR);
+    }
+
+    #[test]
+    fn dict_config_levels_as_python_checks_them() {
+        let level = |v: &str| {
+            LogSettings::from_dict_config(&format!(r#"{{"version":1,"root":{{"level":{v}}}}}"#))
+                .map(|s| s.threshold)
+        };
+        assert_eq!(level("\"NOTSET\""), Ok(0));
+        assert_eq!(level("0"), Ok(0));
+        assert_eq!(level("35"), Ok(35));
+        assert_eq!(level("\"FATAL\""), Ok(50));
+        assert_eq!(level("true"), Ok(1));
+        assert!(
+            level("\"info\"")
+                .expect_err("lower case")
+                .contains("upper-case")
+        );
+        assert!(level("\"20\"").is_err(), "Python refuses a number as text");
+        assert!(level("20.5").is_err());
+        assert!(level("\"OFF\"").is_err());
+        // No root level: Python's WARNING. `root` wins over loggers[""], which is used otherwise.
+        assert_eq!(
+            LogSettings::from_dict_config(r#"{"version":1}"#).map(|s| s.threshold),
+            Ok(30)
+        );
+        assert_eq!(
+            LogSettings::from_dict_config(
+                r#"{"version":1,"loggers":{"":{"level":"DEBUG"}},"root":{"handlers":[]}}"#
+            )
+            .map(|s| s.threshold),
+            Ok(10)
+        );
+        // The ecrupdater logger's own level; its NOTSET defers to the root; a handler's level filters.
+        assert_eq!(
+            LogSettings::from_dict_config(
+                r#"{"version":1,"root":{"level":"INFO"},"loggers":{"ecrupdater":{"level":"ERROR"}}}"#
+            )
+            .map(|s| s.threshold),
+            Ok(40)
+        );
+        assert_eq!(
+            LogSettings::from_dict_config(
+                r#"{"version":1,"root":{"level":"INFO"},"loggers":{"ecrupdater":{"level":"NOTSET"}}}"#
+            )
+            .map(|s| s.threshold),
+            Ok(20)
+        );
+        assert_eq!(
+            LogSettings::from_dict_config(
+                r#"{"version":1,"handlers":{"h":{"class":"logging.StreamHandler","level":"WARNING"}},
+                   "root":{"level":"DEBUG","handlers":["h"]}}"#
+            )
+            .map(|s| s.threshold),
+            Ok(30)
+        );
+    }
+
+    #[test]
+    fn a_json_format_without_message_still_carries_the_message() {
+        let s = LogSettings::from_dict_config(
+            r#"{"version":1,"formatters":{"j":{"()":"pythonjsonlogger.jsonlogger.JsonFormatter","format":"%(levelname)s %(name)s"}},
+               "handlers":{"h":{"class":"logging.StreamHandler","formatter":"j"}},"root":{"level":"INFO","handlers":["h"]}}"#,
+        )
+        .expect("valid");
+        let line = s
+            .line(WARNING, "the message\nforged", 0, "m", now())
+            .expect("written");
+        let v: Value = serde_json::from_str(line.trim_end()).expect("one JSON object");
+        assert_eq!(v["levelname"], "WARNING");
+        assert_eq!(v["name"], "ecrupdater");
+        assert_eq!(v["message"], "the message\\nforged");
+        assert_eq!(v.as_object().map(|o| o.len()), Some(3), "{line}");
+        assert!(s.line(DEBUG, "quiet", 0, "m", now()).is_none());
+    }
+
+    #[test]
+    fn control_characters_cannot_forge_a_line() {
+        let s = settings(INFO);
+        let line = s
+            .line(
+                ERROR,
+                "Status: boom\nINFO:ecrupdater:cycle done: 3 updated\r\x1b[2J\u{2028}end\ttab",
+                0,
+                "m",
+                now(),
+            )
+            .expect("written");
+        assert_eq!(line.matches('\n').count(), 1, "{line:?}");
+        assert!(line.ends_with('\n'));
+        assert_eq!(
+            line,
+            "ERROR:ecrupdater:Status: boom\\nINFO:ecrupdater:cycle done: 3 updated\\r\\u{1b}[2J\\u{2028}end\\ttab\n"
+        );
+    }
+
+    #[test]
+    fn no_line_is_longer_than_4_kib_and_the_mask_comes_first() {
+        let token = format!("tok-{}", "Zq8Wm3Lp".repeat(40));
+        let _held = crate::secret::Sensitive::new(token.clone());
+        // A credential straddling where the line is cut: masked, not cut into a piece.
+        for pad in [3900, 4000, 4050, 4080] {
+            let message = format!(
+                "{}{token}{}",
+                "a".repeat(pad),
+                "b".repeat(30_000_000 / 1000)
+            );
+            for json in [false, true] {
+                let mut s = settings(NOTSET);
+                s.json = json;
+                let line = s.line(INFO, &message, 0, "m", now()).expect("written");
+                assert!(line.len() <= MAX_LINE, "{} bytes", line.len());
+                assert!(line.contains("cut"), "{line}");
+                for piece in token.as_bytes().windows(16) {
+                    let piece = std::str::from_utf8(piece).unwrap_or_default();
+                    assert!(!line.contains(piece), "pad {pad}: {piece} in the line");
+                }
+            }
+        }
+        // A message of quotes grows under JSON escaping; still bounded.
+        let mut s = settings(NOTSET);
+        s.json = true;
+        let line = s
+            .line(INFO, &"\"".repeat(10_000), 0, "m", now())
+            .expect("written");
+        assert!(line.len() <= MAX_LINE, "{}", line.len());
+        assert!(
+            serde_json::from_str::<Value>(line.trim_end()).is_ok(),
+            "{line}"
+        );
+        // Huge messages cost a bounded scan and say how much was left out.
+        let huge = "c".repeat(20 * 1024 * 1024);
+        let line = settings(NOTSET)
+            .line(INFO, &huge, 0, "m", now())
+            .expect("written");
+        assert!(line.len() <= MAX_LINE);
+        assert!(line.ends_with(" more bytes]\n"), "{line}");
+    }
+
+    #[test]
+    fn log_config_must_be_a_small_regular_file() {
+        let err = LogSettings::from_env(Some("/dev/zero"), None).expect_err("a device");
+        assert_eq!(err.name, "LOG_CONFIG");
+        assert!(err.problem.contains("not a regular file"), "{err}");
+        let err = LogSettings::from_env(Some("/"), None).expect_err("a directory");
+        assert!(err.problem.contains("directory"), "{err}");
+        let dir = std::env::temp_dir().join(format!("ecrupdater-logbig-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("logging.json");
+        std::fs::write(&path, " ".repeat(MAX_CONFIG_BYTES as usize + 1)).expect("write");
+        let err = LogSettings::from_env(path.to_str(), None).expect_err("too big");
+        assert!(err.problem.contains("more than"), "{err}");
+        std::fs::write(&path, r#"{"version":1,"root":{"level":"ERROR"}}"#).expect("write");
+        let s = LogSettings::from_env(path.to_str(), Some("DEBUG")).expect("valid");
+        assert_eq!(s.threshold, ERROR);
+        assert!(
+            s.source.contains("LOG_LEVEL ignored: using "),
+            "{}",
+            s.source
+        );
+        let s = LogSettings::from_env(path.to_str(), None).expect("valid");
+        assert!(!s.source.contains("ignored"), "{}", s.source);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_debug_of_a_struct_holding_a_credential_is_masked_by_the_logger() {
+        // A struct that holds credentials as plain strings (as a payload or a request body
+        // does once built), printed with {:?} by mistake: the logger's mask catches each, whole
+        // and in pieces.
+        #[derive(Debug)]
+        #[allow(dead_code)] // read by Debug only: that is the point
+        struct Built {
+            username: String,
+            password: String,
+            auth: String,
+            body_excerpt: String,
+        }
+        let password = crate::secret::Sensitive::new("debug-held-ecr-password-0123456789abcdef");
+        let auth = format!(
+            "QVdTOmRlYnVnLWhlbGQtZWNyLXBhc3N3b3Jk{}",
+            "LTAxMjM0NTY3ODlhYmNkZWY="
+        );
+        crate::secret::register(&auth);
+        let built = Built {
+            username: "AWS".into(),
+            password: password.expose().to_string(),
+            auth: auth.clone(),
+            body_excerpt: password.expose()[6..30].to_string(),
+        };
+        let line = settings(TRACE)
+            .line(DEBUG, &format!("built {built:?}"), 0, "m", now())
+            .expect("written");
+        assert_eq!(
+            line,
+            "DEBUG:ecrupdater:built Built { username: \"AWS\", password: \"***\", auth: \"***\", body_excerpt: \"***\" }\n"
+        );
     }
 }

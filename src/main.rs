@@ -14,6 +14,10 @@ use ecrupdater::shutdown;
 const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
+    // A panic's message may quote outside text: it goes through the log mask like every line.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("{}", logging::one_line(&format!("ecrupdater: {info}")));
+    }));
     let command = match config::parse_args(std::env::args().skip(1)) {
         Ok(c) => c,
         Err(e) => return config_error(&e),
@@ -68,11 +72,20 @@ fn main() -> ExitCode {
         }
     }
     let status = daemon.run();
+    if status != 0 {
+        // CRITICAL, so that even LOG_LEVEL=CRITICAL says why the process ended.
+        log::error!(target: logging::CRITICAL, "exiting with status {status}");
+    }
     ExitCode::from(u8::try_from(status).unwrap_or(1))
 }
 
+/// Prints a configuration error (masked, escaped, one bounded line: it may quote outside text)
+/// and returns the exit status for bad configuration.
 fn config_error(e: &ConfigError) -> ExitCode {
-    eprintln!("ecrupdater: configuration error: {e}");
+    eprintln!(
+        "{}",
+        logging::one_line(&format!("ecrupdater: configuration error: {e}"))
+    );
     ExitCode::from(EXIT_CONFIG)
 }
 

@@ -216,8 +216,9 @@ fn env<'a>(container: &'a Value, var: &str) -> Option<&'a str> {
 // ---------------------------------------------------------------------------------------------
 // The checks every rendering passes
 
-const CURRENT_API_VERSIONS: [&str; 5] = [
+const CURRENT_API_VERSIONS: [&str; 6] = [
     "v1",
+    "admissionregistration.k8s.io/v1",
     "apps/v1",
     "batch/v1",
     "rbac.authorization.k8s.io/v1",

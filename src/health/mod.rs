@@ -2,14 +2,17 @@
 //! endpoint that reads it ([`serve`]): `/healthz` (liveness), `/readyz` (readiness) and
 //! `/metrics` (Prometheus text format 0.0.4).
 //!
-//! The endpoint is one thread that answers one connection at a time with std sockets: every
-//! socket has 2 s timeouts and a 2 s deadline for the request head, so a slow or silent client
-//! delays the others by at most that much. The status mutex is held only to copy or format,
-//! never across I/O, so nothing here can hold up the main loop.
+//! The endpoint is one thread that serves every connection at once with non-blocking std
+//! sockets (see `server.rs`): at most 32 open connections, the oldest dropped first, 2 s for
+//! each to send its head and take its answer, so silent or trickling clients delay nobody.
+//! The status mutex is held only to copy or format, never across I/O, so nothing here can hold
+//! up the main loop.
 //!
 //! - `/healthz` is 200 while every target namespace holds a token valid for at least
-//!   [`MIN_VALIDITY`] more (and before the first cycle, so a just-started pod is not killed);
-//!   503 once a target's token runs short, which means refreshing has been failing for hours.
+//!   [`MIN_VALIDITY`] more, and during the first [`START_GRACE`] before the first cycle
+//!   completes (so a just-started pod is not killed); 503 once a target's token runs short,
+//!   which means refreshing has been failing for hours, or when no cycle has completed within
+//!   [`START_GRACE`] of start (a cycle that never ends, or that fails as a whole every time).
 //! - `/readyz` is 200 from the first successful cycle on.
 //!
 //! This file owns the status: the [`Health`] handle the main loop records cycles and errors
@@ -33,10 +36,12 @@ use crate::refresh::{CycleReport, Outcome};
 
 /// `/healthz` fails when a target namespace's token is valid for less than this.
 pub const MIN_VALIDITY: time::Duration = time::Duration::minutes(15);
-/// Read and write timeout of each connection, and the deadline for its request head.
+/// How long each connection has, from its accept, to send its request head and take the answer.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// The longest request head read; a longer one is answered 400.
 pub const MAX_HEAD: usize = 8 * 1024;
+/// `/healthz` fails when no cycle has completed this long after start.
+pub const START_GRACE: time::Duration = time::Duration::minutes(10);
 /// How many namespaces an unhealthy `/healthz` names.
 const NAMED_IN_REASON: usize = 3;
 
@@ -52,6 +57,8 @@ pub enum Stage {
 /// The status itself; only ever touched under the mutex in [`Health`].
 #[derive(Debug, Default)]
 struct Status {
+    /// When the process started (`None`: no start grace deadline).
+    started: Option<OffsetDateTime>,
     /// Target namespaces and until when each holds a token (`None`: unknown, so none).
     targets: BTreeMap<String, Option<OffsetDateTime>>,
     /// At least one cycle produced a report.
@@ -80,9 +87,19 @@ pub struct Health {
 }
 
 impl Health {
-    /// A fresh status: no cycle yet, not ready, every counter at zero.
+    /// A fresh status, started now: no cycle yet, not ready, every counter at zero.
     pub fn new() -> Health {
-        Health::default()
+        Health::started_at(OffsetDateTime::now_utc())
+    }
+
+    /// A fresh status, started at `started` (the [`START_GRACE`] runs from there).
+    pub fn started_at(started: OffsetDateTime) -> Health {
+        Health {
+            status: Arc::new(Mutex::new(Status {
+                started: Some(started),
+                ..Status::default()
+            })),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Status> {
@@ -158,9 +175,10 @@ impl Health {
 
     /// Liveness: `(true, "ok")` while every target namespace holds a token valid for at least
     /// [`MIN_VALIDITY`] after `now` (zero targets included), and `(true, "starting ...")` before
-    /// the first cycle; otherwise `false` and a one-line reason naming the first few namespaces.
+    /// the first cycle within [`START_GRACE`] of start; otherwise `false` and a one-line reason
+    /// (naming the first few namespaces).
     pub fn healthz(&self, now: OffsetDateTime) -> (bool, String) {
-        let (completed, total, mut short) = {
+        let (completed, started, total, mut short) = {
             let status = self.lock();
             let short: Vec<(Option<OffsetDateTime>, String)> = status
                 .targets
@@ -168,9 +186,25 @@ impl Health {
                 .filter(|(_, until)| until.is_none_or(|until| until - now < MIN_VALIDITY))
                 .map(|(namespace, until)| (*until, namespace.clone()))
                 .collect();
-            (status.cycle_completed, status.targets.len(), short)
+            (
+                status.cycle_completed,
+                status.started,
+                status.targets.len(),
+                short,
+            )
         };
         if !completed {
+            let waited = started.map(|s| now - s).unwrap_or(time::Duration::ZERO);
+            if waited >= START_GRACE {
+                return (
+                    false,
+                    format!(
+                        "no cycle has completed in the {} s since start (allowed: {} s)",
+                        waited.whole_seconds(),
+                        START_GRACE.whole_seconds()
+                    ),
+                );
+            }
             return (true, "starting: no cycle has completed yet".into());
         }
         if short.is_empty() {
@@ -351,6 +385,30 @@ mod tests {
             reason,
             "10 of 10 target namespaces hold no token valid for 15 more minutes: ns-0 (no token), ns-1 (no token), ns-2 (no token) and 7 more"
         );
+    }
+
+    #[test]
+    fn healthz_fails_when_no_cycle_completes_within_ten_minutes_of_start() {
+        let now = t0();
+        let health = Health::started_at(now);
+        assert_eq!(
+            health.healthz(now + minutes(9)),
+            (true, "starting: no cycle has completed yet".into())
+        );
+        // Cycles that fail as a whole (no report) do not count.
+        health.record_cycle_failure();
+        let (ok, reason) = health.healthz(now + minutes(10));
+        assert!(!ok);
+        assert_eq!(
+            reason,
+            "no cycle has completed in the 600 s since start (allowed: 600 s)"
+        );
+        // One completed cycle, even late, brings it back.
+        health.record_cycle(
+            &report(&[("a", Outcome::Updated)], now + minutes(600)),
+            now + minutes(11),
+        );
+        assert_eq!(health.healthz(now + minutes(12)), (true, "ok".into()));
     }
 
     #[test]

@@ -1,8 +1,17 @@
-//! The HTTP endpoint: [`serve`] binds the address and runs the accept loop on one thread, one
-//! connection at a time; each request head is read within [`IO_TIMEOUT`] and at most
-//! [`MAX_HEAD`] bytes, parsed, routed to `/healthz`, `/readyz` or `/metrics`, answered with
-//! `Connection: close`, and the socket lingers briefly so the response is not lost to a reset.
+//! The HTTP endpoint: [`serve`] binds the address and runs one thread that serves every
+//! connection at once without blocking on any of them. The listener and every socket are
+//! non-blocking; each turn of the loop accepts what is waiting, then moves every open connection
+//! on as far as it can without waiting (read the request head, write the answer, linger), and
+//! sleeps [`TICK`] only when nothing moved. With no connection open, the thread waits in a
+//! blocking `accept`, so an idle endpoint costs nothing.
+//!
+//! The bounds: at most [`MAX_CONNECTIONS`] open connections (a new one drops the oldest); each
+//! gets [`IO_TIMEOUT`] from its accept to read its head and write its answer, and [`LINGER`]
+//! after that; a head is at most [`MAX_HEAD`] bytes (else 400). So silent or trickling clients
+//! cost at most `MAX_CONNECTIONS * MAX_HEAD` bytes and delay nobody: a probe is answered within
+//! a few [`TICK`]s whatever the others do.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::thread::{self, JoinHandle};
@@ -15,35 +24,223 @@ use super::{Health, IO_TIMEOUT, MAX_HEAD};
 /// How long to wait, after answering, for the client to close (so unread request bytes do not
 /// turn the close into a reset that loses the response).
 const LINGER: Duration = Duration::from_millis(250);
+/// The most connections open at once; a new one beyond drops the oldest.
+pub const MAX_CONNECTIONS: usize = 32;
+/// The most reads or writes one connection gets per turn of the loop.
+const MAX_IO_PER_TURN: usize = 16;
+/// How long the loop sleeps when no connection moved.
+pub const TICK: Duration = Duration::from_millis(2);
 
 /// Binds `addr` (such as `0.0.0.0:8080`, or `127.0.0.1:0` for any free port) and answers
-/// `/healthz`, `/readyz` and `/metrics` from `health` on one thread named `health`, one
-/// connection at a time. Returns the bound address and the thread, which runs until the process
-/// ends.
+/// `/healthz`, `/readyz` and `/metrics` from `health` on one thread named `health`. Returns the
+/// bound address and the thread, which runs until the process ends.
 pub fn serve(addr: &str, health: Health) -> io::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(addr)?;
     let bound = listener.local_addr()?;
     let handle = thread::Builder::new()
         .name("health".into())
-        .spawn(move || accept_loop(&listener, &health))?;
+        .spawn(move || serve_loop(&listener, &health))?;
     log::debug!("health endpoint listening on {bound}");
     Ok((bound, handle))
 }
 
-fn accept_loop(listener: &TcpListener, health: &Health) {
+fn serve_loop(listener: &TcpListener, health: &Health) {
+    let mut open: VecDeque<Connection> = VecDeque::new();
     loop {
-        match listener.accept() {
-            Ok((stream, peer)) => {
-                if let Err(e) = handle_connection(stream, health) {
-                    log::debug!("health: connection from {peer}: {e}");
+        if open.is_empty() {
+            // Nothing to move on: wait for the next client without spinning.
+            if listener.set_nonblocking(false).is_ok() {
+                match listener.accept() {
+                    Ok((stream, peer)) => add(&mut open, stream, peer),
+                    Err(e) => accept_failed(&e),
                 }
             }
-            Err(e) => {
-                log::debug!("health: accept: {e}");
-                // Out of file descriptors and the like: do not spin.
+            if listener.set_nonblocking(true).is_err() {
                 thread::sleep(Duration::from_millis(100));
+                continue;
             }
         }
+        // Take what is waiting, at most a cap's worth per turn (so a flood cannot push out a
+        // connection before it is read once).
+        for _ in 0..MAX_CONNECTIONS {
+            match listener.accept() {
+                Ok((stream, peer)) => add(&mut open, stream, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    accept_failed(&e);
+                    break;
+                }
+            }
+        }
+        let now = Instant::now();
+        let mut moved = false;
+        for connection in open.iter_mut() {
+            moved |= connection.step(health, now);
+        }
+        open.retain(|c| !c.done);
+        if !moved {
+            thread::sleep(TICK);
+        }
+    }
+}
+
+fn accept_failed(e: &io::Error) {
+    log::debug!("health: accept: {e}");
+    // Out of file descriptors and the like: do not spin.
+    thread::sleep(Duration::from_millis(100));
+}
+
+/// Adds a new connection, dropping the oldest when [`MAX_CONNECTIONS`] are open.
+fn add(open: &mut VecDeque<Connection>, stream: TcpStream, peer: SocketAddr) {
+    if stream.set_nonblocking(true).is_err() {
+        return;
+    }
+    let _ = stream.set_nodelay(true);
+    while open.len() >= MAX_CONNECTIONS {
+        if let Some(oldest) = open.pop_front() {
+            log::debug!(
+                "health: {MAX_CONNECTIONS} connections open, dropping the oldest ({})",
+                oldest.peer
+            );
+        }
+    }
+    open.push_back(Connection {
+        stream,
+        peer,
+        deadline: Instant::now() + IO_TIMEOUT,
+        phase: Phase::Reading(Vec::new()),
+        done: false,
+    });
+}
+
+/// One client connection and how far it got.
+struct Connection {
+    stream: TcpStream,
+    peer: SocketAddr,
+    /// When reading the head and writing the answer must be over.
+    deadline: Instant,
+    phase: Phase,
+    done: bool,
+}
+
+enum Phase {
+    /// Reading the request head (what came so far).
+    Reading(Vec<u8>),
+    /// Writing the answer (all of it, and how much is written).
+    Writing(Vec<u8>, usize),
+    /// Answered; reading and dropping what the client still sends until it closes, or until then.
+    Lingering(Instant),
+}
+
+impl Connection {
+    /// Moves the connection on as far as it goes without waiting. Returns whether anything moved.
+    fn step(&mut self, health: &Health, now: Instant) -> bool {
+        match self.try_step(health, now) {
+            Ok(moved) => moved,
+            Err(e) => {
+                log::debug!("health: connection from {}: {e}", self.peer);
+                self.done = true;
+                true
+            }
+        }
+    }
+
+    fn try_step(&mut self, health: &Health, now: Instant) -> io::Result<bool> {
+        let mut moved = false;
+        // At most this many reads or writes per turn, so a client that sends without pause
+        // (while lingering) cannot keep the thread from the others.
+        for _ in 0..MAX_IO_PER_TURN {
+            match &mut self.phase {
+                Phase::Reading(head) => {
+                    if now >= self.deadline {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "request head not complete in time",
+                        ));
+                    }
+                    let mut chunk = [0u8; 1024];
+                    let room = (MAX_HEAD - head.len()).min(chunk.len());
+                    let n = match self.stream.read(chunk.get_mut(..room).unwrap_or_default()) {
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(moved),
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e),
+                    };
+                    moved = true;
+                    if n == 0 {
+                        self.done = true;
+                        return if head.is_empty() {
+                            Ok(true)
+                        } else {
+                            Err(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "client closed in the middle of the request head",
+                            ))
+                        };
+                    }
+                    head.extend_from_slice(chunk.get(..n).unwrap_or_default());
+                    let answer = if let Some(end) = head_end(head) {
+                        let (response, head_only) =
+                            route(head.get(..end).unwrap_or_default(), health);
+                        Some(response_bytes(&response, head_only))
+                    } else if head.len() >= MAX_HEAD {
+                        Some(response_bytes(
+                            &Response::text(400, "request head too large"),
+                            false,
+                        ))
+                    } else {
+                        None
+                    };
+                    if let Some(bytes) = answer {
+                        self.phase = Phase::Writing(bytes, 0);
+                    }
+                }
+                Phase::Writing(bytes, written) => {
+                    if now >= self.deadline {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "answer not taken in time",
+                        ));
+                    }
+                    match self.stream.write(bytes.get(*written..).unwrap_or_default()) {
+                        Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                        Ok(n) => {
+                            moved = true;
+                            *written += n;
+                            if *written >= bytes.len() {
+                                // Signal the end, then give the client a moment to close first.
+                                let _ = self.stream.shutdown(Shutdown::Write);
+                                self.phase = Phase::Lingering(now + LINGER);
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(moved),
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Phase::Lingering(until) => {
+                    if now >= *until {
+                        self.done = true;
+                        return Ok(true);
+                    }
+                    let mut sink = [0u8; 1024];
+                    match self.stream.read(&mut sink) {
+                        Ok(0) => {
+                            self.done = true;
+                            return Ok(true);
+                        }
+                        Ok(_) => moved = true,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(moved),
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => {
+                            self.done = true;
+                            return Ok(true);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(moved)
     }
 }
 
@@ -65,70 +262,6 @@ impl Response {
             body,
             allow: false,
         }
-    }
-}
-
-fn handle_connection(mut stream: TcpStream, health: &Health) -> io::Result<()> {
-    stream.set_read_timeout(Some(IO_TIMEOUT))?;
-    stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    let Some(head) = read_head(&mut stream)? else {
-        return Ok(());
-    };
-    let (response, head_only) = match head {
-        Head::TooLarge => (Response::text(400, "request head too large"), false),
-        Head::Complete(head) => route(&head, health),
-    };
-    write_response(&mut stream, &response, head_only)?;
-    // Signal the end, then give the client a moment to close first.
-    let _ = stream.shutdown(Shutdown::Write);
-    linger(&mut stream);
-    Ok(())
-}
-
-/// What came in before the blank line.
-enum Head {
-    Complete(Vec<u8>),
-    TooLarge,
-}
-
-/// Reads the request head within [`IO_TIMEOUT`] overall. `None`: the client closed first.
-fn read_head(stream: &mut TcpStream) -> io::Result<Option<Head>> {
-    let deadline = Instant::now() + IO_TIMEOUT;
-    let mut head = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    loop {
-        if let Some(end) = head_end(&head) {
-            head.truncate(end);
-            return Ok(Some(Head::Complete(head)));
-        }
-        if head.len() >= MAX_HEAD {
-            return Ok(Some(Head::TooLarge));
-        }
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "request head not complete in time",
-            ));
-        }
-        stream.set_read_timeout(Some(remaining))?;
-        let room = (MAX_HEAD - head.len()).min(chunk.len());
-        let n = match stream.read(chunk.get_mut(..room).unwrap_or_default()) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if n == 0 {
-            return if head.is_empty() {
-                Ok(None)
-            } else {
-                Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "client closed in the middle of the request head",
-                ))
-            };
-        }
-        head.extend_from_slice(chunk.get(..n).unwrap_or_default());
     }
 }
 
@@ -199,7 +332,8 @@ fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-fn write_response(stream: &mut TcpStream, response: &Response, head_only: bool) -> io::Result<()> {
+/// The whole answer: status line, headers and (unless for HEAD) the body.
+fn response_bytes(response: &Response, head_only: bool) -> Vec<u8> {
     let mut out = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n",
         response.status,
@@ -214,8 +348,7 @@ fn write_response(stream: &mut TcpStream, response: &Response, head_only: bool) 
     if !head_only {
         out.push_str(&response.body);
     }
-    stream.write_all(out.as_bytes())?;
-    stream.flush()
+    out.into_bytes()
 }
 
 fn reason_phrase(status: u16) -> &'static str {
@@ -226,24 +359,6 @@ fn reason_phrase(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         503 => "Service Unavailable",
         _ => "",
-    }
-}
-
-/// Reads and drops what the client still sends, for at most [`LINGER`], until it closes.
-fn linger(stream: &mut TcpStream) {
-    let deadline = Instant::now() + LINGER;
-    let mut sink = [0u8; 1024];
-    loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() || stream.set_read_timeout(Some(remaining)).is_err() {
-            return;
-        }
-        match stream.read(&mut sink) {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return,
-        }
     }
 }
 
@@ -448,5 +563,35 @@ mod tests {
         assert_eq!(get(addr, "/readyz").0, 503);
         assert!(started.elapsed() < Duration::from_secs(3));
         let _ = trickler.join();
+    }
+
+    #[test]
+    fn a_client_that_never_stops_sending_does_not_hold_the_thread() {
+        let health = Health::new();
+        let addr = start(&health);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flood = {
+            let stop = stop.clone();
+            thread::spawn(move || {
+                let mut stream = TcpStream::connect(addr).expect("connect");
+                let _ = stream.write_all(b"GET /healthz HTTP/1.1\r\n\r\n");
+                let junk = [b'x'; 64 * 1024];
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if stream.write_all(&junk).is_err() {
+                        return;
+                    }
+                }
+            })
+        };
+        thread::sleep(Duration::from_millis(50));
+        let started = Instant::now();
+        assert_eq!(get(addr, "/readyz").0, 503);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = flood.join();
     }
 }

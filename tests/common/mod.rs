@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod aws;
+pub mod logs;
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
