@@ -1,0 +1,574 @@
+//! End-to-end: the scratch image users run, built with podman from Dockerfile.scratch's final
+//! stage and the static binaries scripts/build-static.sh makes (scripts/build-image.sh), then
+//! inspected and run as the restricted Pod Security profile runs it: user 65534, read-only root
+//! filesystem, every capability dropped, no new privileges, the Deployment's memory limit and
+//! only the Deployment's environment, in-cluster against the fake API server over TLS (a
+//! mounted service-account folder) with moto as AWS, SigV4 checking on.
+//!
+//! The binaries and images are built once per run of this test binary (common::image::built);
+//! cargo reuses the release binaries when they are fresh. Needs podman and runc (Debian), moto
+//! (PyPI), and for arm64 qemu-user-static: the arm64 image runs where this machine executes
+//! arm64 binaries (binfmt_misc), or else with qemu-aarch64-static given to the container as the
+//! entrypoint's interpreter; with neither, the test says so and checks the binary with `file`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ecrupdater_testkit::FakeKube;
+use serde_json::{Value, json};
+
+use common::image::{
+    Built, Container, EcrFront, RunSpec, built, can_execute, deployment_env, extract, file_verdict,
+    inspect, layer_files, note, podman, process_env, save_oci,
+};
+use common::{
+    MotoKeys, assert_no_credentials, assert_pull_secret, free_port, http_get, metric_samples,
+    start_moto, temp_dir,
+};
+
+/// The password moto's GetAuthorizationToken hands out (`AWS:<password>` decoded).
+const MOTO_PASSWORD: &str = "123456789012-auth-token";
+const REGISTRY: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+const SA_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.image-test-service-account-token.c2lnbmF0dXJl";
+const QEMU_AARCH64: &str = "/usr/bin/qemu-aarch64-static";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(repo().join(path)).unwrap_or_else(|e| panic!("read {path}: {e}"))
+}
+
+/// Cargo.toml's `key = "value"` in [package].
+fn cargo_field(key: &str) -> String {
+    let prefix = format!("{key} = \"");
+    read("Cargo.toml")
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&prefix)?
+                .strip_suffix('"')
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| panic!("no {key} in Cargo.toml"))
+}
+
+fn git_head() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(repo())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn sha256(path: &Path) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("run sha256sum");
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("a digest")
+        .to_string()
+}
+
+// ---- Inspecting the images.
+
+fn assert_image_is_the_binary_alone(built: &Built, file_arch: &str) {
+    let info = inspect(&built.image);
+    let config = &info["Config"];
+    assert_eq!(
+        info["Architecture"], built.arch,
+        "{}: architecture",
+        built.image
+    );
+    assert_eq!(info["Os"], "linux", "{}: OS", built.image);
+    assert_eq!(config["Entrypoint"], json!(["/ecrupdater"]), "entrypoint");
+    assert!(
+        config["Cmd"].is_null() || config["Cmd"] == json!([]),
+        "no default arguments: {}",
+        config["Cmd"]
+    );
+    assert_eq!(config["User"], "65534:65534", "user");
+    assert_eq!(
+        config["ExposedPorts"],
+        json!({"8080/tcp": {}}),
+        "the health port"
+    );
+    // The engine's default PATH is the only variable (there is nothing to find on it).
+    let env: Vec<&str> = config["Env"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    assert!(
+        env.iter().all(|e| e.starts_with("PATH=")),
+        "no environment baked in: {env:?}"
+    );
+
+    // The OCI labels.
+    let labels = &config["Labels"];
+    let label = |k: &str| {
+        labels[format!("org.opencontainers.image.{k}")]
+            .as_str()
+            .map(str::to_string)
+    };
+    assert_eq!(label("title").as_deref(), Some("k8s-ecrupdater"));
+    assert_eq!(
+        label("version"),
+        Some(cargo_field("version")),
+        "version label"
+    );
+    assert_eq!(
+        label("licenses"),
+        Some(cargo_field("license")),
+        "licenses label"
+    );
+    let source = label("source").expect("a source label");
+    assert!(source.starts_with("https://"), "source: {source}");
+    if let Some(head) = git_head() {
+        assert_eq!(label("revision"), Some(head), "revision label: the commit");
+    } else {
+        note("not a git checkout: the revision label is not compared with a commit");
+        assert!(label("revision").is_some(), "a revision label");
+    }
+
+    // One layer, holding one file: the very binary scripts/build-static.sh made.
+    let layers = info["RootFS"]["Layers"].as_array().expect("layers");
+    assert_eq!(layers.len(), 1, "one layer: {layers:?}");
+    let dir = temp_dir(&format!("oci-{}", built.arch));
+    let blobs = save_oci(&built.image, &dir.join("oci"));
+    assert_eq!(blobs.len(), 1, "one layer in the saved manifest");
+    let entries = layer_files(&blobs[0]);
+    let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["ecrupdater"],
+        "the layer holds the binary alone (no shell, no /etc)"
+    );
+    let entry = &entries[0];
+    assert!(
+        entry.mode.starts_with("-r") && entry.mode.ends_with("r-x"),
+        "a regular executable file: {}",
+        entry.mode
+    );
+    let inside = dir.join("ecrupdater");
+    extract(&blobs[0], "ecrupdater", &inside);
+    assert_eq!(
+        sha256(&inside),
+        sha256(&built.binary),
+        "the image holds {} byte for byte",
+        built.binary.display()
+    );
+    let verdict = file_verdict(&inside);
+    assert!(
+        verdict.contains(file_arch) && verdict.contains("statically linked"),
+        "{}: {verdict}",
+        built.arch
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+#[ignore = "needs podman (install: apt-get install podman runc)"]
+fn amd64_image_is_the_static_binary_alone_with_labels() {
+    let images = built();
+    assert_image_is_the_binary_alone(&images.amd64, "x86-64");
+    // No shell to run: asking for one fails at exec.
+    let out = podman()
+        .args(["run", "--rm", "--network", "none", "--pull", "never"])
+        .args([
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+        ])
+        .args(["--entrypoint", "/bin/sh", &images.amd64.image, "-c", "true"])
+        .output()
+        .expect("podman run");
+    assert!(!out.status.success(), "a shell ran in the image");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("/bin/sh"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+#[ignore = "needs podman (install: apt-get install podman runc)"]
+fn arm64_image_is_the_static_binary_alone_with_labels() {
+    assert_image_is_the_binary_alone(&built().arm64, "ARM aarch64");
+}
+
+// ---- Running the image in-cluster, as the Deployment runs it.
+
+/// The fake API over TLS with the namespaces of a small cluster, a stale secret in one, and the
+/// service-account token required on every request.
+fn cluster() -> (FakeKube, String) {
+    let (kube, ca) = FakeKube::start_tls();
+    for ns in ["default", "team-a", "team-b", "ecr-updater", "kube-system"] {
+        kube.add_namespace(ns, &[]);
+    }
+    kube.put_secret(
+        "team-a",
+        json!({"metadata": {"name": "ecr-pull"}, "type": "kubernetes.io/dockerconfigjson",
+               "data": {".dockerconfigjson": STANDARD.encode(
+                   r#"{"auths":{"123456789012.dkr.ecr.eu-west-1.amazonaws.com":{"username":"AWS","password":"stale","auth":"QVdTOnN0YWxl"}}}"#)}}),
+    );
+    kube.require_bearer_token(Some(SA_TOKEN));
+    (kube, ca)
+}
+
+/// The folder the kubelet mounts at /var/run/secrets/kubernetes.io/serviceaccount.
+fn service_account_dir(name: &str, ca_pem: &str) -> PathBuf {
+    let dir = temp_dir(name);
+    std::fs::write(dir.join("token"), SA_TOKEN).expect("token");
+    std::fs::write(dir.join("ca.crt"), ca_pem).expect("ca.crt");
+    std::fs::write(dir.join("namespace"), "ecr-updater").expect("namespace");
+    dir
+}
+
+/// The container's environment: the default Deployment's `env` as shipped, the keys its
+/// `envFrom` Secret holds (moto's IAM user here), the two variables the kubelet sets for the API
+/// service, and the two this test must change: AWS_ENDPOINT_URL (moto) and ECR_HEALTH_ADDR (a
+/// free port on 127.0.0.1, as the container shares the host's network).
+fn pod_env(
+    kube: &FakeKube,
+    ecr_url: &str,
+    keys: &MotoKeys,
+    health_port: u16,
+) -> Vec<(String, String)> {
+    let mut env = deployment_env(&read("example_deployment/base/02_deployment.yml"));
+    let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+    for expected in [
+        "K8S_PULL_SECRET_NAME",
+        "AWS_REGION",
+        "ECR_CREATE_MISSING",
+        "ECR_HEALTH_ADDR",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "the Deployment sets {expected}: {names:?}"
+        );
+    }
+    let aws_secret = read("example_deployment/base/01_aws_credentials.yml");
+    for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+        assert!(
+            aws_secret.contains(&format!("{key}:")),
+            "the keys' Secret holds {key}"
+        );
+    }
+    for (k, v) in env.iter_mut() {
+        if k == "ECR_HEALTH_ADDR" {
+            *v = format!("127.0.0.1:{health_port}");
+        }
+    }
+    env.extend(
+        [
+            ("AWS_ACCESS_KEY_ID", keys.access_key_id.clone()),
+            ("AWS_SECRET_ACCESS_KEY", keys.secret_access_key.clone()),
+            ("KUBERNETES_SERVICE_HOST", "127.0.0.1".to_string()),
+            ("KUBERNETES_SERVICE_PORT", kube.port().to_string()),
+            ("AWS_ENDPOINT_URL", ecr_url.to_string()),
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+    );
+    env
+}
+
+fn value_of<'a>(env: &'a [(String, String)], key: &str) -> &'a str {
+    env.iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("{key} is not set"))
+}
+
+/// The namespaces the Deployment's settings target in [`cluster`].
+fn targets(env: &[(String, String)]) -> Vec<&'static str> {
+    let skip: Vec<&str> = value_of(env, "ECR_SKIP_NAMESPACES").split(',').collect();
+    ["default", "team-a", "team-b", "ecr-updater", "kube-system"]
+        .into_iter()
+        .filter(|ns| !skip.contains(ns))
+        .collect()
+}
+
+/// Runs `image` in-cluster and checks everything the issue asks of a running pod.
+fn refreshes_every_target_as_a_restricted_pod(image: &str, interpreter: Option<&Path>) {
+    let (kube, ca) = cluster();
+    let (moto, keys) = start_moto();
+    let front = EcrFront::start(moto.port);
+    let health_port = free_port();
+    let env = pod_env(&kube, &front.url(), &keys, health_port);
+    let secret_name = value_of(&env, "K8S_PULL_SECRET_NAME").to_string();
+    let targets = targets(&env);
+    assert!(
+        targets.len() >= 3 && !targets.contains(&"kube-system"),
+        "{targets:?}"
+    );
+    let sa = service_account_dir("sa-good", &ca);
+
+    let started = Instant::now();
+    let container = Container::start(&RunSpec {
+        image,
+        env: env.clone(),
+        service_account: &sa,
+        interpreter,
+        args: vec![],
+    });
+    let log = container.wait_for_log("cycle done", Duration::from_secs(120));
+    let first_cycle = started.elapsed();
+
+    // Every target holds the fresh credentials; the skipped namespace got nothing.
+    for ns in &targets {
+        let secret = kube
+            .secret(ns, &secret_name)
+            .unwrap_or_else(|| panic!("{ns}: no secret after the first cycle:\n{log}"));
+        assert_pull_secret(&secret, REGISTRY, "AWS", MOTO_PASSWORD, front.expires_at);
+    }
+    assert!(
+        kube.secret("kube-system", &secret_name).is_none(),
+        "kube-system is skipped"
+    );
+    assert!(
+        kube.requests()
+            .iter()
+            .all(|r| r.authorization.as_deref() == Some(&format!("Bearer {SA_TOKEN}"))),
+        "every API request carries the mounted token"
+    );
+    // moto checked the signature of a GetAuthorizationToken call and answered it.
+    let token_calls: Vec<_> = front
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.header("x-amz-target")
+                .is_some_and(|t| t.ends_with("GetAuthorizationToken"))
+        })
+        .collect();
+    assert!(
+        !token_calls.is_empty(),
+        "no GetAuthorizationToken reached moto"
+    );
+    assert!(
+        token_calls
+            .iter()
+            .all(|r| r
+                .header("authorization")
+                .is_some_and(|a| a.starts_with(&format!(
+                    "AWS4-HMAC-SHA256 Credential={}/",
+                    keys.access_key_id
+                )))),
+        "SigV4-signed with the IAM user's key"
+    );
+
+    // Health and metrics on the port it was given.
+    let (status, body) = http_get(health_port, "/healthz");
+    assert_eq!(status, 200, "/healthz: {body}");
+    let (status, body) = http_get(health_port, "/readyz");
+    assert_eq!(status, 200, "/readyz: {body}");
+    let (status, metrics) = http_get(health_port, "/metrics");
+    assert_eq!(status, 200, "/metrics");
+    let samples = metric_samples(&metrics);
+    assert!(
+        samples.keys().any(|k| k.starts_with("ecrupdater_")),
+        "the daemon's metrics: {metrics}"
+    );
+
+    // The process sees only the pod's environment (plus what every engine adds).
+    let pid = container.pid();
+    assert!(pid > 0, "the container is running");
+    let engine_added = ["PATH", "HOSTNAME", "container", "HOME", "TERM"];
+    for (k, _) in process_env(pid) {
+        assert!(
+            env.iter().any(|(e, _)| *e == k) || engine_added.contains(&k.as_str()),
+            "{k} reached the container from outside the pod's environment"
+        );
+    }
+    let peak_kib = common::peak_rss_kib(pid);
+    if interpreter.is_none() {
+        assert!(
+            peak_kib < 64 * 1024,
+            "peak RSS {peak_kib} KiB is over the Deployment's 64Mi limit"
+        );
+    }
+
+    // SIGTERM: `podman stop --time 1` kills it if it is still running a second later (137).
+    let stop_started = Instant::now();
+    let exit = container.stop(1);
+    let stopping = stop_started.elapsed();
+    let log = container.logs();
+    assert_eq!(
+        exit, 0,
+        "SIGTERM must end it with status 0 within a second:\n{log}"
+    );
+    assert_no_credentials(
+        &log,
+        &[
+            &keys.secret_access_key,
+            MOTO_PASSWORD,
+            SA_TOKEN,
+            &STANDARD.encode(format!("AWS:{MOTO_PASSWORD}")),
+        ],
+    );
+    note(&format!(
+        "{image}{}: podman run to the first completed cycle {:.2} s; peak RSS {:.1} MiB \
+         (VmHWM of the container's process{}); podman stop {:.2} s",
+        if interpreter.is_some() {
+            " under qemu-aarch64-static"
+        } else {
+            ""
+        },
+        first_cycle.as_secs_f64(),
+        peak_kib as f64 / 1024.0,
+        if interpreter.is_some() {
+            ", qemu included"
+        } else {
+            ""
+        },
+        stopping.as_secs_f64()
+    ));
+    drop(moto);
+}
+
+#[test]
+#[ignore = "needs podman (install: apt-get install podman runc)"]
+fn amd64_image_refreshes_every_target_as_a_restricted_pod() {
+    refreshes_every_target_as_a_restricted_pod(&built().amd64.image, None);
+}
+
+#[test]
+#[ignore = "needs podman (install: apt-get install podman runc)"]
+fn amd64_image_refuses_an_api_server_its_ca_did_not_sign() {
+    let images = built();
+    let (kube, _right_ca) = cluster();
+    let (_other, wrong_ca) = FakeKube::start_tls();
+    let (moto, keys) = start_moto();
+    let front = EcrFront::start(moto.port);
+    let health_port = free_port();
+    let env = pod_env(&kube, &front.url(), &keys, health_port);
+    let sa = service_account_dir("sa-wrong-ca", &wrong_ca);
+    let before = kube.secrets();
+    let spec = |args: Vec<String>| RunSpec {
+        image: &images.amd64.image,
+        env: env.clone(),
+        service_account: &sa,
+        interpreter: None,
+        args,
+    };
+    let credentials = [keys.secret_access_key.as_str(), MOTO_PASSWORD, SA_TOKEN];
+
+    // As the Deployment runs it: the cycle fails on the certificate, nothing reaches the API,
+    // the pod never turns ready. (Whether it then retries or exits 1 is the daemon's choice;
+    // either way nothing is written.)
+    let daemon = Container::start(&spec(vec![]));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let log = loop {
+        let log = daemon.logs();
+        let state = daemon.state();
+        if state["Running"].as_bool() != Some(true) {
+            assert_eq!(
+                state["ExitCode"].as_i64(),
+                Some(1),
+                "a refused API ends it with 1:\n{log}"
+            );
+            break log;
+        }
+        if log.contains("cycle failed") {
+            let (status, body) = http_get(health_port, "/readyz");
+            assert_eq!(status, 503, "never ready while the API is refused: {body}");
+            break log;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no failed cycle after 30 s:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        log.contains("certificate"),
+        "the log names the certificate problem:\n{log}"
+    );
+    drop(daemon);
+    assert!(
+        kube.requests().is_empty(),
+        "no request may pass an unverified TLS handshake:\n{log}"
+    );
+    assert_eq!(kube.secrets(), before, "nothing written");
+    assert_no_credentials(&log, &credentials);
+
+    // As the CronJob runs it (--once): status 1.
+    let (status, log) =
+        Container::run_to_end(&spec(vec!["--once".into()]), Duration::from_secs(60));
+    assert_eq!(
+        status, 1,
+        "a certificate its CA did not sign ends --once with status 1:\n{log}"
+    );
+    assert!(kube.requests().is_empty(), "no request passed TLS:\n{log}");
+    assert_eq!(kube.secrets(), before, "nothing written");
+    assert_no_credentials(&log, &credentials);
+    drop(moto);
+}
+
+#[test]
+#[ignore = "needs podman (install: apt-get install podman runc)"]
+fn arm64_image_runs_where_arm64_executes() {
+    let images = built();
+    let arm64 = &images.arm64;
+    match can_execute(&arm64.binary) {
+        Ok(()) => {
+            note(
+                "this machine executes arm64 binaries (binfmt_misc): running the arm64 image as is",
+            );
+            refreshes_every_target_as_a_restricted_pod(&arm64.image, None);
+        }
+        Err(why) if Path::new(QEMU_AARCH64).is_file() => {
+            note(&format!(
+                "no binfmt_misc handler for arm64 ({why}); running the arm64 image with {QEMU_AARCH64} as its entrypoint's interpreter"
+            ));
+            refreshes_every_target_as_a_restricted_pod(&arm64.image, Some(Path::new(QEMU_AARCH64)));
+        }
+        Err(why) => {
+            note(&format!(
+                "this machine cannot execute arm64 ({why}; no {QEMU_AARCH64}: apt-get install qemu-user-static): the arm64 image is NOT run; checking the binary inside with file"
+            ));
+            let dir = temp_dir("arm64-file");
+            let blobs = save_oci(&arm64.image, &dir.join("oci"));
+            let inside = dir.join("ecrupdater");
+            extract(&blobs[0], "ecrupdater", &inside);
+            let verdict = file_verdict(&inside);
+            assert!(
+                verdict.contains("ARM aarch64") && verdict.contains("statically linked"),
+                "{verdict}"
+            );
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}
+
+#[test]
+fn the_deployment_env_reader_reads_the_shipped_manifest() {
+    // The reader the container tests build their environment with: checked against a manifest
+    // of known content, and against the shipped one (which must name the secret).
+    let sample = "containers:\n  - name: x\n    image: y\n    env:\n      # c\n      - name: A\n        value: one\n      - name: B\n        value: \"true\"\n    envFrom:\n      - secretRef:\n          name: s\n";
+    assert_eq!(
+        deployment_env(sample),
+        vec![
+            ("A".to_string(), "one".to_string()),
+            ("B".to_string(), "true".to_string())
+        ]
+    );
+    let shipped = deployment_env(&read("example_deployment/base/02_deployment.yml"));
+    assert!(
+        shipped
+            .iter()
+            .any(|(k, v)| k == "K8S_PULL_SECRET_NAME" && v == "ecr-pull"),
+        "{shipped:?}"
+    );
+}
