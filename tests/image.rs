@@ -572,3 +572,69 @@ fn the_deployment_env_reader_reads_the_shipped_manifest() {
         "{shipped:?}"
     );
 }
+
+/// Every `image:` of the project's own image in the manifests, with the file it is in.
+fn project_image_references() -> Vec<(String, String)> {
+    fn walk(dir: &Path, out: &mut Vec<(String, String)>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .expect("read example_deployment")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|x| x == "yml" || x == "yaml") {
+                let text = std::fs::read_to_string(&path).expect("read manifest");
+                for line in text.lines() {
+                    let line = line.trim_start().trim_start_matches("- ");
+                    if let Some(image) = line.strip_prefix("image:") {
+                        let image = image.trim().trim_matches('"');
+                        if image.contains("ecrupdater") {
+                            out.push((path.display().to_string(), image.to_string()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&repo().join("example_deployment"), &mut out);
+    out
+}
+
+#[test]
+fn the_manifests_the_readme_and_the_build_script_name_one_image() {
+    let version = cargo_field("version");
+    let reference = format!("ghcr.io/k8s-ecrupdater/ecrupdater:{version}");
+    let refs = project_image_references();
+    for (file, image) in &refs {
+        assert_eq!(
+            image, &reference,
+            "{file}: the image is Cargo.toml's release"
+        );
+    }
+    // The Deployment and the CronJob name it; the kubectl-proxy and keyless variants patch the
+    // Deployment and keep its image.
+    for file in ["base/02_deployment.yml", "variants/cronjob/02_cronjob.yml"] {
+        assert!(
+            refs.iter().any(|(f, _)| f.ends_with(file)),
+            "{file} names the image: {refs:?}"
+        );
+    }
+    let readme = read("README.md");
+    assert!(readme.contains(&reference), "the README names {reference}");
+    let script = read("scripts/build-image.sh");
+    assert!(
+        script.contains("localhost/k8s-ecrupdater/ecrupdater}:$version-$arch"),
+        "build-image.sh tags NAME:VERSION-ARCH under the same path"
+    );
+    assert!(
+        readme.contains("scripts/build-image.sh"),
+        "the README says how to build it"
+    );
+    assert!(
+        readme.contains("manifest push"),
+        "the README says how to push it"
+    );
+}
