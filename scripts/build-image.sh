@@ -67,10 +67,13 @@ image="${ECRUPDATER_IMAGE:-localhost/k8s-ecrupdater/ecrupdater}:$version-$arch"
 
 previous=$("${podman[@]}" image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
 echo "build-image: building $image for $platform from $binary ($(stat -c %s "$binary") bytes)" >&2
+# --layers=false: no intermediate images and no cache (podman 4.3's cache reuses a LABEL step
+# whose build arguments changed, which left a stale revision label).
 "${podman[@]}" build \
   --file Dockerfile.scratch \
   --platform "$platform" \
   --pull=never \
+  --layers=false \
   --build-arg TARGETVARIANT="$variant" \
   --timestamp "$timestamp" \
   --build-arg BINARY_SOURCE=prebuilt \

@@ -638,3 +638,119 @@ fn the_manifests_the_readme_and_the_build_script_name_one_image() {
         "the README says how to push it"
     );
 }
+
+#[test]
+#[ignore = "needs podman, docker-registry and skopeo (install: apt-get install podman runc docker-registry skopeo)"]
+fn the_readme_push_commands_publish_one_tag_for_both_architectures() {
+    let images = built();
+    let version = cargo_field("version");
+    let published = format!("ghcr.io/k8s-ecrupdater/ecrupdater:{version}");
+    let readme = read("README.md");
+    let building = &readme[readme.find("## Building").expect("a Building section")..];
+    let commands: Vec<&str> = building
+        .lines()
+        .filter(|l| l.starts_with("podman manifest "))
+        .collect();
+    assert!(
+        commands.len() >= 4
+            && commands
+                .iter()
+                .any(|c| c.starts_with("podman manifest push")),
+        "the README's push commands: {commands:?}"
+    );
+
+    // Debian's docker-registry on 127.0.0.1 stands in for ghcr.io.
+    let dir = temp_dir("registry");
+    let port = free_port();
+    std::fs::write(
+        dir.join("config.yml"),
+        format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.join("data").display()
+        ),
+    )
+    .expect("registry config");
+    let child = std::process::Command::new("docker-registry")
+        .arg("serve")
+        .arg(dir.join("config.yml"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start docker-registry");
+    let _registry = common::Peer::new(child, port);
+    common::wait_for_port(port, Duration::from_secs(10));
+    let local = format!("127.0.0.1:{port}/k8s-ecrupdater/ecrupdater:{version}");
+
+    let flags = common::image::PODMAN_FLAGS.join(" ");
+    let _ = podman().args(["manifest", "rm", &local]).output();
+    for command in &commands {
+        let command = command
+            .replace(&published, &local)
+            .replacen("podman ", &format!("podman {flags} "), 1)
+            .replace(
+                "manifest push --all",
+                "manifest push --tls-verify=false --all",
+            );
+        let out = std::process::Command::new("bash")
+            .args(["-c", &command])
+            .current_dir(repo())
+            .output()
+            .expect("run bash");
+        assert!(
+            out.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let _ = podman().args(["manifest", "rm", &local]).output();
+
+    // One tag, an index of the two images, each the one built here.
+    let skopeo = |args: &[&str]| {
+        let out = std::process::Command::new("skopeo")
+            .args(args)
+            .output()
+            .expect("run skopeo");
+        assert!(
+            out.status.success(),
+            "skopeo {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).expect("skopeo prints JSON")
+    };
+    let reference = format!("docker://{local}");
+    let index = skopeo(&["inspect", "--tls-verify=false", "--raw", &reference]);
+    let mut platforms: Vec<String> = index["manifests"]
+        .as_array()
+        .expect("an index")
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap_or("?"),
+                m["platform"]["architecture"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    platforms.sort();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+    for built in [&images.amd64, &images.arm64] {
+        let pushed = skopeo(&[
+            "inspect",
+            "--tls-verify=false",
+            "--override-arch",
+            built.arch,
+            &reference,
+        ]);
+        assert_eq!(pushed["Architecture"], built.arch);
+        assert_eq!(
+            pushed["Layers"].as_array().map(Vec::len),
+            Some(1),
+            "one layer"
+        );
+        assert_eq!(
+            pushed["Labels"]["org.opencontainers.image.version"],
+            version.as_str()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
