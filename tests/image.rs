@@ -754,3 +754,32 @@ fn the_readme_push_commands_publish_one_tag_for_both_architectures() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn build_image_names_what_it_builds_and_refuses_other_architectures() {
+    let run = |args: &[&str]| {
+        std::process::Command::new("bash")
+            .arg(repo().join("scripts/build-image.sh"))
+            .args(args)
+            .output()
+            .expect("run scripts/build-image.sh")
+    };
+    let unknown = run(&["sparc"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        stderr.contains("'sparc'") && stderr.contains("amd64, arm64 or arm"),
+        "{stderr}"
+    );
+    let none = run(&[]);
+    assert_eq!(none.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&none.stderr).contains("usage: scripts/build-image.sh amd64|arm64")
+    );
+    let help = run(&["--help"]);
+    assert!(help.status.success());
+    assert!(
+        String::from_utf8_lossy(&help.stdout)
+            .contains("localhost/k8s-ecrupdater/ecrupdater:VERSION-ARCH")
+    );
+}
