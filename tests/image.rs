@@ -154,12 +154,10 @@ fn assert_image_is_the_binary_alone(built: &Built, file_arch: &str) {
         ["ecrupdater"],
         "the layer holds the binary alone (no shell, no /etc)"
     );
+    // Root's file, not writable by the user it runs as (65534), executable by everyone.
     let entry = &entries[0];
-    assert!(
-        entry.mode.starts_with("-r") && entry.mode.ends_with("r-x"),
-        "a regular executable file: {}",
-        entry.mode
-    );
+    assert_eq!(entry.mode, "-rwxr-xr-x", "the binary's mode");
+    assert_eq!(entry.owner, "0/0", "the binary belongs to root");
     let inside = dir.join("ecrupdater");
     extract(&blobs[0], "ecrupdater", &inside);
     assert_eq!(
