@@ -436,13 +436,13 @@ fn refreshes_every_target_as_a_restricted_pod(image: &str, interpreter: Option<&
 }
 
 #[test]
-#[ignore = "needs podman (install: apt-get install podman runc)"]
+#[ignore = "needs podman and moto_server (install: apt-get install podman runc; pip install 'moto[server]')"]
 fn amd64_image_refreshes_every_target_as_a_restricted_pod() {
     refreshes_every_target_as_a_restricted_pod(&built().amd64.image, None);
 }
 
 #[test]
-#[ignore = "needs podman (install: apt-get install podman runc)"]
+#[ignore = "needs podman and moto_server (install: apt-get install podman runc; pip install 'moto[server]')"]
 fn amd64_image_refuses_an_api_server_its_ca_did_not_sign() {
     let images = built();
     let (kube, _right_ca) = cluster();
@@ -515,7 +515,7 @@ fn amd64_image_refuses_an_api_server_its_ca_did_not_sign() {
 }
 
 #[test]
-#[ignore = "needs podman (install: apt-get install podman runc)"]
+#[ignore = "needs podman, moto_server and qemu-user-static (install: apt-get install podman runc qemu-user-static; pip install 'moto[server]')"]
 fn arm64_image_runs_where_arm64_executes() {
     let images = built();
     let arm64 = &images.arm64;
