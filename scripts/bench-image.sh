@@ -162,7 +162,10 @@ for arch in amd64 arm64; do
 
   emulated=""
   run_args=("$image")
-  if [ "$arch" != amd64 ] && ! "$binary" --version >/dev/null 2>&1; then
+  native=$(uname -m | sed 's/x86_64/amd64/; s/aarch64/arm64/')
+  if [ "$arch" != "$native" ] && "$binary" --version >/dev/null 2>&1; then
+    emulated=" (emulated: qemu through binfmt_misc; time and memory are qemu's)"
+  elif [ "$arch" != "$native" ]; then
     if [ -x /usr/bin/qemu-aarch64-static ]; then
       emulated=" (emulated: qemu-aarch64-static as the entrypoint's interpreter, no binfmt_misc handler here; time and memory are qemu's)"
       run_args=(-v /usr/bin/qemu-aarch64-static:/qemu:ro --entrypoint /qemu "$image" /ecrupdater)
