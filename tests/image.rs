@@ -3,7 +3,10 @@
 //! inspected and run as the restricted Pod Security profile runs it: user 65534, read-only root
 //! filesystem, every capability dropped, no new privileges, the Deployment's memory limit and
 //! only the Deployment's environment, in-cluster against the fake API server over TLS (a
-//! mounted service-account folder) with moto as AWS, SigV4 checking on.
+//! mounted service-account folder) with moto as AWS, SigV4 checking on. moto's tokens expire in
+//! 2015 (always past); a front (common::image::EcrFront) forwards every request to moto
+//! unchanged, so moto still checks each signature, and moves that expiry twelve hours ahead, as
+//! real ECR answers, so the pod is as healthy as it would be against AWS.
 //!
 //! The binaries and images are built once per run of this test binary (common::image::built);
 //! cargo reuses the release binaries when they are fresh. Needs podman and runc (Debian), moto
