@@ -75,7 +75,8 @@ EOF
   echo "$uncompressed $compressed"
 }
 
-# One in-cluster run: prints "READY_S CYCLE_S PEAK_KIB".
+# One in-cluster run; sets ready (s), cycle (s) and peak (KiB). Not run in a subshell, so the
+# EXIT trap knows every process and container it started.
 run_in_cluster() {
   local image=$1 label=$2
   shift 2
@@ -84,7 +85,8 @@ run_in_cluster() {
   mkdir -p "$dir/sa"
   "$fake_kube" --namespaces "$n" --no-default-sa --tls-ca-out "$dir/sa/ca.crt" --bearer-token "$token" \
     >"$dir/kube.out" 2>"$dir/kube.err" &
-  pids+=($!)
+  local kube_pid=$!
+  pids+=("$kube_pid")
   for _ in $(seq 1 200); do grep -q '^listening on' "$dir/kube.out" && break; sleep 0.05; done
   local kube_port
   kube_port=$(sed -n 's/^listening on https:\/\/127.0.0.1://p' "$dir/kube.out")
@@ -119,24 +121,30 @@ KUBERNETES_SERVICE_PORT=$kube_port
 EOF
   local name=ecrupdater-bench-$$-$label
   containers+=("$name")
-  local started ready
+  local started
   started=$(now_ns)
   "${podman[@]}" run -d --name "$name" "${restricted[@]}" --env-file "$dir/env" \
     -v "$dir/sa:/var/run/secrets/kubernetes.io/serviceaccount:ro" "$@" >/dev/null 2>"$dir/run.err" || {
     cat "$dir/run.err" >&2; exit 1; }
+  local answered=no
   for _ in $(seq 1 12000); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$health_port/readyz" 2>/dev/null)" = 200 ] && break
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$health_port/readyz" 2>/dev/null)" = 200 ]; then
+      answered=yes
+      break
+    fi
     sleep 0.01
   done
   ready=$(now_ns)
-  local pid peak cycle
+  [ "$answered" = yes ] || { echo "bench-image: /readyz never answered 200:" >&2; "${podman[@]}" logs "$name" >&2; exit 1; }
+  local pid
   pid=$("${podman[@]}" inspect --format '{{.State.Pid}}' "$name")
   peak=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")
   cycle=$("${podman[@]}" logs "$name" 2>&1 | sed -n 's/.*cycle done: .* in \([0-9.]*\) s;.*/\1/p' | head -n1)
   [ -n "$cycle" ] || { echo "bench-image: no completed cycle:" >&2; "${podman[@]}" logs "$name" >&2; exit 1; }
-  "${podman[@]}" stop --time 5 "$name" >/dev/null
+  "${podman[@]}" rm --force --time 5 "$name" >/dev/null
   exec {ecr_in}>&-
-  awk -v s="$started" -v r="$ready" -v c="$cycle" -v p="$peak" 'BEGIN { printf "%.2f %s %d\n", (r - s) / 1e9, c, p }'
+  kill "$kube_pid" 2>/dev/null || true
+  ready=$(awk -v s="$started" -v r="$ready" 'BEGIN { printf "%.2f", (r - s) / 1e9 }')
 }
 
 # podman run to the end of `--version`: the engine's cost of starting this container.
@@ -176,7 +184,7 @@ for arch in amd64 arm64; do
     fi
   fi
   start=$(start_cost "${run_args[@]}")
-  read -r ready cycle peak <<<"$(run_in_cluster "$image" "$arch" "${run_args[@]}")"
+  run_in_cluster "$image" "$arch" "${run_args[@]}"
   printf '  podman run --version to its end %s s; podman run -d to /readyz 200 (first cycle over %d namespaces, every secret created) %s s, the cycle itself %s s; peak RSS %.2f MiB%s\n' \
     "$start" "$n" "$ready" "$cycle" "$(awk -v p="$peak" 'BEGIN { print p / 1024 }')" "$emulated"
   summary+=("$arch image $(mib "$compressed") compressed, $(mib "$uncompressed") uncompressed (binary $(mib "$bin_size")), start to first cycle ${ready} s, peak RSS $(awk -v p="$peak" 'BEGIN { printf "%.2f", p / 1024 }') MiB${emulated:+ (qemu)}")
