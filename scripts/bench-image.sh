@@ -32,7 +32,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # shellcheck disable=SC2206 # the flags are words on purpose
 podman=(podman ${ECRUPDATER_PODMAN_FLAGS---runtime /usr/sbin/runc --cgroup-manager cgroupfs --storage-driver vfs})
-restricted=(--network host --read-only --cap-drop ALL --security-opt no-new-privileges
+restricted=(--network host --read-only --read-only-tmpfs=false --cap-drop ALL --security-opt no-new-privileges
   --user 65534:65534 --memory 64m --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 --pull never)
 
 target_dir=${CARGO_TARGET_DIR:-target}

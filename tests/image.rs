@@ -399,6 +399,51 @@ fn refreshes_every_target_as_a_restricted_pod(
             "{k} reached the container from outside the pod's environment"
         );
     }
+    // The restricted profile as the kernel sees the process: uid and gid 65534, no capability
+    // at all, no_new_privs, the root filesystem read-only and no writable tmpfs anywhere.
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+    };
+    assert_eq!(field("Uid:"), "65534 65534 65534 65534", "uid");
+    assert_eq!(field("Gid:"), "65534 65534 65534 65534", "gid");
+    for caps in ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"] {
+        assert_eq!(
+            field(caps),
+            "0000000000000000",
+            "{caps} every capability dropped"
+        );
+    }
+    assert_eq!(field("NoNewPrivs:"), "1", "no new privileges");
+    let mounts = std::fs::read_to_string(format!("/proc/{pid}/mounts")).expect("/proc mounts");
+    let root = mounts
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|m| m.get(1) == Some(&"/"))
+        .expect("a root mount");
+    assert!(
+        root[3].split(',').any(|o| o == "ro"),
+        "read-only root: {root:?}"
+    );
+    // Writable: only the kernel's and the engine's /dev, /proc and /sys entries, as in a pod
+    // (podman's default tmpfs on /tmp, /run and /var/tmp is off: a pod has none).
+    for m in mounts
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+    {
+        let writable = m[3].split(',').any(|o| o == "rw");
+        let system = ["/dev", "/proc", "/sys"]
+            .iter()
+            .any(|top| m[1] == *top || m[1].starts_with(&format!("{top}/")));
+        assert!(
+            !writable || system,
+            "a writable mount a pod would not have: {m:?}"
+        );
+    }
     let peak_kib = common::peak_rss_kib(pid);
     if !emulated {
         assert!(

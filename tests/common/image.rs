@@ -355,6 +355,9 @@ impl Container {
             "--network",
             "host",
             "--read-only",
+            // No tmpfs on /tmp, /run and /var/tmp either (podman's default with --read-only):
+            // readOnlyRootFilesystem in Kubernetes gives none.
+            "--read-only-tmpfs=false",
             "--cap-drop",
             "ALL",
             "--security-opt",
