@@ -111,5 +111,6 @@ for n in "${counts[@]}"; do
   done
   kill "$fake_pid" 2>/dev/null || true
 done
+scripts/bench-image.sh "${counts[0]}" # the images: sizes, container start to first cycle, peak RSS (podman)
 awk -v s="$bin_size" 'BEGIN { printf "summary: binary and image payload %.2f MiB; ", s / 1048576 }'
 (IFS=';'; echo "${summary[*]}" | sed 's/;/; /g')

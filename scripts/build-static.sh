@@ -30,6 +30,10 @@
 # in CARGO_TARGET_<TRIPLE>_RUSTFLAGS, so they apply to these musl targets only; a RUSTFLAGS set
 # in the environment overrides them (cargo's precedence), and the script then warns.
 # CARGO_TARGET_DIR is honoured.
+#
+# Each binary is also copied to target/dist/linux/<ARCH>/ecrupdater (ARCH in Docker's TARGETARCH
+# names): the layout Dockerfile.scratch's `prebuilt` stage reads (BINARY_SOURCE=prebuilt), so
+# `scripts/build-image.sh` and multi-platform `docker buildx build` take these very binaries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,6 +58,15 @@ cc_of() {
     x86_64-unknown-linux-musl) echo "musl-gcc musl-tools" ;;
     aarch64-unknown-linux-musl) echo "aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu" ;;
     armv7-unknown-linux-musleabihf) echo "arm-linux-gnueabihf-gcc gcc-arm-linux-gnueabihf" ;;
+  esac
+}
+
+# Docker's TARGETARCH name of a target triple (the folder under target/dist/linux/).
+arch_of() {
+  case "$1" in
+    x86_64-unknown-linux-musl) echo amd64 ;;
+    aarch64-unknown-linux-musl) echo arm64 ;;
+    armv7-unknown-linux-musleabihf) echo arm ;;
   esac
 }
 
@@ -136,4 +149,8 @@ for target in "${requested[@]}"; do
   if [ "$target" = x86_64-unknown-linux-musl ] && [ "$size" -gt "$BUDGET_X86_64" ]; then
     die "$bin is $size bytes, over the budget of $BUDGET_X86_64 bytes (2.5 MiB)"
   fi
+  dist="$target_dir/dist/linux/$(arch_of "$target")"
+  mkdir -p "$dist"
+  cp -f "$bin" "$dist/ecrupdater"
+  echo "  for the image: $dist/ecrupdater"
 done

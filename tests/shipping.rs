@@ -1027,9 +1027,17 @@ fn dockerfile_stages(text: &str) -> Vec<Stage> {
                 instructions: Vec::new(),
             });
         } else {
+            if stages.is_empty() {
+                // ARGs before the first FROM: the global scope, kept as a stage of its own.
+                stages.push(Stage {
+                    from: String::new(),
+                    name: Some("(global)".to_string()),
+                    instructions: Vec::new(),
+                });
+            }
             stages
                 .last_mut()
-                .expect("an instruction before FROM")
+                .expect("a stage")
                 .instructions
                 .push((keyword, args));
         }
@@ -1196,7 +1204,15 @@ fn dockerfile_builds_with_the_ci_script_and_ships_the_binary_alone() {
     // The image: FROM scratch, the binary, a non-root user, the binary as entrypoint.
     let image = stages.last().expect("final stage");
     assert_eq!(image.from, "scratch");
-    let allowed = ["LABEL", "COPY", "USER", "EXPOSE", "ENTRYPOINT", "ENV"];
+    let allowed = [
+        "ARG",
+        "LABEL",
+        "COPY",
+        "USER",
+        "EXPOSE",
+        "ENTRYPOINT",
+        "ENV",
+    ];
     for (keyword, args) in &image.instructions {
         assert!(
             allowed.contains(&keyword.as_str()),
@@ -1213,9 +1229,37 @@ fn dockerfile_builds_with_the_ci_script_and_ships_the_binary_alone() {
     let words: Vec<&str> = copies[0].split_whitespace().collect();
     assert_eq!(
         words,
-        vec!["--from=builder", built.as_str(), "/ecrupdater"],
-        "the binary the builder made, alone"
+        vec!["--from=binary", "/ecrupdater", "/ecrupdater"],
+        "the binary alone, from the stage BINARY_SOURCE names"
     );
+    // `binary` is the builder by default, or `prebuilt`: build-static.sh's binary for TARGETARCH.
+    let stage = |name: &str| stages.iter().find(|st| st.name.as_deref() == Some(name));
+    let global = stage("(global)").expect("ARGs before the first FROM");
+    assert!(
+        global
+            .instructions
+            .contains(&("ARG".into(), "BINARY_SOURCE=builder".into()))
+    );
+    assert_eq!(
+        stage("binary").expect("a stage named binary").from,
+        "${BINARY_SOURCE}"
+    );
+    assert_eq!(
+        built, "/ecrupdater",
+        "the builder leaves the binary where binary takes it"
+    );
+    let prebuilt = stage("prebuilt").expect("a stage named prebuilt");
+    assert_eq!(prebuilt.from, "scratch");
+    let copy = prebuilt
+        .instructions
+        .iter()
+        .find(|(k, _)| k == "COPY")
+        .expect("COPY");
+    assert_eq!(
+        copy.1,
+        "${PREBUILT_DIR}/${TARGETOS}/${TARGETARCH}/ecrupdater /ecrupdater"
+    );
+    assert!(script.contains("$target_dir/dist/linux/$(arch_of \"$target\")"));
     let user: Vec<&String> = image
         .instructions
         .iter()
