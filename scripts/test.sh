@@ -23,8 +23,8 @@ RUST_TARGETS="x86_64-unknown-linux-musl aarch64-unknown-linux-musl"
 # benchmark, and the container tests' engine (podman, runc, qemu-user-static).
 DEBIAN_PACKAGES="musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross file prometheus curl docker-registry skopeo apache2-utils time podman runc qemu-user-static"
 # moto's server as AWS (with boto3 for its set-up), prometheus-client's parser for /metrics,
-# PyYAML to read rendered manifests, cel-python for the admission policy's CEL expressions.
-PYTHON_PACKAGES="moto[server]>=5.1,<6 boto3 prometheus-client pyyaml cel-python"
+# PyYAML to read rendered manifests.
+PYTHON_PACKAGES="moto[server]>=5.1,<6 boto3 prometheus-client pyyaml"
 VENV=${ECRUPDATER_VENV:-.venv}
 
 install_only=false

@@ -156,7 +156,6 @@ pub fn install_hint(peer: &str) -> &'static str {
         "python3:prometheus_client" => {
             "scripts/test.sh installs it into .venv, or pip install prometheus-client"
         }
-        "python3:celpy" => "scripts/test.sh installs it into .venv, or pip install cel-python",
         "kubectl" => "https://kubernetes.io/docs/tasks/tools/ (no Debian package)",
         "promtool" => "apt-get install prometheus",
         "docker-registry" => "apt-get install docker-registry",
