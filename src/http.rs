@@ -5,14 +5,15 @@
 //!
 //! The Kubernetes agent's connections stop on shutdown ([`StopOnShutdown`]): a wait for input
 //! (an answer, the next line of a watch) looks at [`shutdown::requested`] every
-//! [`shutdown::POLL`] and then fails with [`shutdown::stopped`], so a watch that stays open for
-//! minutes ends within a fraction of a second of SIGTERM, in the main loop, which can log.
+//! [`shutdown::POLL`] and then fails with [`shutdown::stopped`], so a call ends within a
+//! fraction of a second of SIGTERM, back in code that can log; resolving, connecting and
+//! writing, which cannot be cut into slices, are [`shutdown::abortable`].
 
 use std::sync::Arc;
 
 use ureq::Agent;
 use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
-use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::time::Duration as UreqDuration;
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, NextTimeout, RustlsConnector, TcpConnector, Transport,
@@ -49,7 +50,7 @@ pub fn kube_agent(timeouts: Timeouts, ca_pem: Option<&[u8]>) -> Result<Agent, St
     Ok(Agent::with_parts(
         config,
         connector,
-        DefaultResolver::default(),
+        AbortableResolve(DefaultResolver::default()),
     ))
 }
 
@@ -93,6 +94,26 @@ pub fn phase_timeouts(
         .timeout_recv_body(Some(request))
 }
 
+/// A resolver whose lookups are [`shutdown::abortable`]: a lookup cannot be cut into slices
+/// (it runs on this thread, bounded by the system resolver's own timeouts).
+#[derive(Debug)]
+struct AbortableResolve<R>(R);
+
+impl<R: Resolver> Resolver for AbortableResolve<R> {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        shutdown::abortable(|| self.0.resolve(uri, config, timeout))
+    }
+
+    fn empty(&self) -> ResolvedSocketAddrs {
+        self.0.empty()
+    }
+}
+
 /// A connector whose connections stop on shutdown: it makes the connection with `C` (as one
 /// [`shutdown::abortable`] step: a connect cannot be cut into slices, and it is bounded by the
 /// connect timeout, so a signal during it ends the process) and hands on a
@@ -116,8 +137,9 @@ impl<C: Connector<()>> Connector<()> for StopOnShutdown<C> {
 
 /// A transport that waits for input in slices of at most [`shutdown::POLL`], within the
 /// timeout it was given, and fails the wait with [`shutdown::stopped`] once a shutdown is
-/// requested. Writes pass through: a request is a few KiB that the socket takes at once, and
-/// a write cut short could not be resumed.
+/// requested. A write is [`shutdown::abortable`]: one cut short could not be resumed (a
+/// request is a few KiB that the socket takes at once; the write timeout bounds the rest), and
+/// none starts once a shutdown is requested.
 #[derive(Debug)]
 struct StoppingTransport<T>(T);
 
@@ -127,7 +149,7 @@ impl<T: Transport> Transport for StoppingTransport<T> {
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
-        self.0.transmit_output(amount, timeout)
+        shutdown::abortable(|| self.0.transmit_output(amount, timeout))
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {

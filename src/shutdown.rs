@@ -1,18 +1,22 @@
 //! Shutdown on SIGTERM or SIGINT, within a second, wherever the process is.
 //!
 //! Two mechanisms, both from `signal-hook` (no `unsafe` here):
-//! - a flag ([`requested`]) checked every [`POLL`] at most by everything that waits: the main
-//!   loop between steps and while it sleeps ([`sleep`]), and the Kubernetes agent's transport
-//!   while it waits for input (`crate::http`), which then fails that read with [`stopped`]. So
-//!   the namespace watch, a stream that stays open for minutes, returns within a fraction of a
-//!   second, and the loop logs "shutting down" and exits with status 0, as it does when it is
-//!   asleep;
-//! - while a call runs that is one step of a cycle (a request and its answer: [`abortable`]),
-//!   the signal ends the process at once with status 0, without a log line (a signal handler
-//!   cannot log). That is safe because every write to the API is one complete request: the
-//!   server applies it whole or not at all, so no secret is ever left half-written. A signal
-//!   that arrives just before such a call is seen by the call, which logs "shutting down" and
-//!   exits.
+//! - a flag ([`requested`]) that everything that waits looks at every [`POLL`] at most: the
+//!   main loop between steps and while it sleeps ([`sleep`]), and the Kubernetes agent's
+//!   transport while it waits for input (`crate::http`), which then fails that wait with
+//!   [`stopped`]. The namespace watch, a stream open for minutes, so returns to the main loop,
+//!   which logs "shutting down" and exits with status 0, as it does when it is asleep; a
+//!   request of a cycle that was waiting for its answer ends the process from where it is, with
+//!   the same line ([`exit`]), as no further step may start;
+//! - what cannot be cut into slices (resolving a name, connecting, writing a request, and the
+//!   AWS side's calls) runs as [`abortable`]: a signal then ends the process at once with
+//!   status 0, without a log line (a signal handler cannot log). Each is bounded by its
+//!   timeout, and a shutdown requested just before one begins is seen by it, which then logs
+//!   and exits.
+//!
+//! Ending the process in the middle of a call is safe because every write to the API is one
+//! complete request: the server applies it whole or not at all, so no secret is ever left
+//! half-written.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -87,12 +91,19 @@ pub fn abortable<T>(call: impl FnOnce() -> T) -> T {
     let outer = flags.in_call.swap(true, Ordering::SeqCst);
     if requested() {
         // The signal came just before the call: stop now rather than block for a whole timeout.
-        log::info!("shutting down");
-        std::process::exit(0);
+        exit();
     }
     let result = call();
     flags.in_call.store(outer, Ordering::SeqCst);
     result
+}
+
+/// Logs "shutting down" and ends the process with status 0: for a step of a cycle that a
+/// shutdown request cut short, where nothing may follow.
+pub fn exit() -> ! {
+    log::info!("shutting down");
+    log::logger().flush();
+    std::process::exit(0);
 }
 
 /// The error a wait for input fails with once a shutdown is requested.

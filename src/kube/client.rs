@@ -38,23 +38,24 @@ const MAX_TOKEN_FILE: u64 = 64 * 1024;
 /// The largest service-account CA file read (a bundle of a few certificates is a few KiB).
 const MAX_CA_FILE: u64 = 1024 * 1024;
 
-/// What a shutdown request does to a call that waits on the network.
+/// What a shutdown request does to a call that waits for its answer (the agent's transport
+/// then fails the wait within [`crate::shutdown::POLL`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OnShutdown {
-    /// The signal ends the process at once ([`crate::shutdown::abortable`]): a call that is one
-    /// step of a cycle, bounded by the request timeout.
+    /// The process ends there, with the log line ([`crate::shutdown::exit`]): a step of a
+    /// cycle, after which no other may start.
     Exit,
-    /// The wait fails within [`crate::shutdown::POLL`] (the agent's transport looks at the
-    /// request) and the error goes back to the caller, which stops: the watch, open for minutes.
+    /// The error goes back to the caller, which stops: the watch.
     Fail,
 }
 
 impl OnShutdown {
-    fn run<T>(self, call: impl FnOnce() -> T) -> T {
-        match self {
-            OnShutdown::Exit => crate::shutdown::abortable(call),
-            OnShutdown::Fail => call(),
+    fn run<T, E>(self, call: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+        let result = call();
+        if result.is_err() && self == OnShutdown::Exit && crate::shutdown::requested() {
+            crate::shutdown::exit();
         }
+        result
     }
 }
 
@@ -482,13 +483,15 @@ fn parse_body<T: DeserializeOwned>(
         .limit(cap.bytes())
         .reader();
     let reader = BufReader::with_capacity(16 * 1024, reader);
-    crate::shutdown::abortable(|| serde_json::from_reader::<_, T>(reader)).map_err(|e| {
-        if e.is_io() {
-            read_error(std::io::Error::from(e), label)
-        } else {
-            KubeError::protocol(label, &format!("the answer is not the JSON expected: {e}"))
-        }
-    })
+    OnShutdown::Exit
+        .run(|| serde_json::from_reader::<_, T>(reader))
+        .map_err(|e| {
+            if e.is_io() {
+                read_error(std::io::Error::from(e), label)
+            } else {
+                KubeError::protocol(label, &format!("the answer is not the JSON expected: {e}"))
+            }
+        })
 }
 
 /// Reads an error answer as text, at most [`MAX_ERROR_BODY`] bytes (invalid UTF-8 replaced:
