@@ -3,8 +3,9 @@
 //! sleep between refreshes, in a watch over TLS (in-cluster), where the waits are cut into
 //! slices under the TLS layer, and in the middle of a request whose answer never comes (the
 //! watch's, a cycle's). Through the real binary against the fake API server and fake ECR (the
-//! unanswered requests against a hostile server of our own on 127.0.0.1). Each test waits for the daemon to be where it is
-//! meant to be (a line in its log, a request seen by the server), never for a delay.
+//! unanswered requests against a hostile server of our own on 127.0.0.1). Each test waits for
+//! the daemon to be where it is meant to be (a line in its log, a request seen by the server),
+//! never for a delay.
 //!
 //! The time from the signal to the exit is printed, not asserted beyond a generous bound
 //! ([`DaemonProcess::stop`]'s 10 s): the promise is one second, and a loaded machine must not
