@@ -3,7 +3,7 @@
 //! service-account CA; the AWS agent trusts the Mozilla roots compiled into the binary (a scratch
 //! image has no /etc/ssl) and honours `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY`.
 //!
-//! The Kubernetes agent's connections stop on shutdown ([`StopOnShutdown`]): a wait for input
+//! The Kubernetes agent's connections stop on shutdown (`StopOnShutdown`): a wait for input
 //! (an answer, the next line of a watch) looks at [`shutdown::requested`] every
 //! [`shutdown::POLL`] and then fails with [`shutdown::stopped`], so a call ends within a
 //! fraction of a second of SIGTERM, back in code that can log; resolving, connecting and
