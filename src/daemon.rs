@@ -348,6 +348,10 @@ impl Daemon {
                     WatchEvent::Gone(name) => refresher.forget(&name),
                 },
             );
+            if shutdown::requested() {
+                // The watch was cut short by the shutdown (or ended just before it): not a failure.
+                return true;
+            }
             match result {
                 Ok(WatchEnd::Resume(rv)) => {
                     failures = 0;

@@ -1,11 +1,22 @@
 //! Shutdown on SIGTERM or SIGINT, within a second, wherever the process is.
 //!
 //! Two mechanisms, both from `signal-hook` (no `unsafe` here):
-//! - a flag the main loop polls between steps and while it sleeps, so an idle daemon logs that it
-//!   is stopping and exits with status 0;
-//! - while a blocking network call is in flight ([`abortable`]), the signal ends the process at
-//!   once with status 0. That is safe because every write to the API is one complete request: the
-//!   server applies it whole or not at all, so no secret is ever left half-written.
+//! - a flag ([`requested`]) that everything that waits looks at every [`POLL`] at most: the
+//!   main loop between steps and while it sleeps ([`sleep`]), and the Kubernetes agent's
+//!   transport while it waits for input (`crate::http`), which then fails that wait with
+//!   [`stopped`]. The namespace watch, a stream open for minutes, so returns to the main loop,
+//!   which logs "shutting down" and exits with status 0, as it does when it is asleep; a
+//!   request of a cycle that was waiting for its answer ends the process from where it is, with
+//!   the same line ([`exit`]), as no further step may start;
+//! - what cannot be cut into slices (resolving a name, connecting, writing a request, and the
+//!   AWS side's calls) runs as [`abortable`]: a signal then ends the process at once with
+//!   status 0, without a log line (a signal handler cannot log). Each is bounded by its
+//!   timeout, and a shutdown requested just before one begins is seen by it, which then logs
+//!   and exits.
+//!
+//! Ending the process in the middle of a call is safe because every write to the API is one
+//! complete request: the server applies it whole or not at all, so no secret is ever left
+//! half-written.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +25,10 @@ use std::time::{Duration, Instant};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::flag;
 
-/// Set by the signal handlers.
+/// How long anything that waits goes without looking at [`requested`].
+pub const POLL: Duration = Duration::from_millis(100);
+
+/// Set by [`request`].
 static REQUESTED: AtomicBool = AtomicBool::new(false);
 
 /// Handles to the two flags signal-hook writes to (it needs `Arc`s).
@@ -64,25 +78,50 @@ pub fn sleep(duration: Duration) -> bool {
         if now >= deadline {
             return false;
         }
-        std::thread::sleep((deadline - now).min(Duration::from_millis(100)));
+        std::thread::sleep((deadline - now).min(POLL));
     }
 }
 
-/// Runs one blocking network call during which a signal ends the process at once.
+/// Runs one blocking network call during which a signal ends the process at once. Calls may
+/// nest (a connection made inside a request): the outer call stays abortable to its end.
 pub fn abortable<T>(call: impl FnOnce() -> T) -> T {
     let Some(flags) = FLAGS.get() else {
         return call();
     };
-    flags.in_call.store(true, Ordering::SeqCst);
+    let outer = flags.in_call.swap(true, Ordering::SeqCst);
     if requested() {
         // The signal came just before the call: stop now rather than block for a whole timeout.
-        log::info!("shutting down");
-        std::process::exit(0);
+        exit();
     }
     let result = call();
-    flags.in_call.store(false, Ordering::SeqCst);
+    flags.in_call.store(outer, Ordering::SeqCst);
     result
 }
+
+/// Logs "shutting down" and ends the process with status 0: for a step of a cycle that a
+/// shutdown request cut short, where nothing may follow.
+pub fn exit() -> ! {
+    log::info!("shutting down");
+    log::logger().flush();
+    std::process::exit(0);
+}
+
+/// The error a wait for input fails with once a shutdown is requested.
+pub fn stopped() -> std::io::Error {
+    std::io::Error::other(Stopped)
+}
+
+/// A wait cut short by a shutdown request.
+#[derive(Debug)]
+struct Stopped;
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stopped: shutdown requested")
+    }
+}
+
+impl std::error::Error for Stopped {}
 
 #[cfg(test)]
 mod tests {
@@ -93,5 +132,16 @@ mod tests {
         let start = Instant::now();
         assert!(!sleep(Duration::from_millis(150)));
         assert!(start.elapsed() >= Duration::from_millis(150));
+    }
+
+    #[test]
+    fn the_stopped_error_says_why() {
+        let e = stopped();
+        assert_eq!(
+            e.kind(),
+            std::io::ErrorKind::Other,
+            "not Interrupted: std retries those"
+        );
+        assert_eq!(e.to_string(), "stopped: shutdown requested");
     }
 }

@@ -38,6 +38,27 @@ const MAX_TOKEN_FILE: u64 = 64 * 1024;
 /// The largest service-account CA file read (a bundle of a few certificates is a few KiB).
 const MAX_CA_FILE: u64 = 1024 * 1024;
 
+/// What a shutdown request does to a call that waits for its answer (the agent's transport
+/// then fails the wait within [`crate::shutdown::POLL`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnShutdown {
+    /// The process ends there, with the log line ([`crate::shutdown::exit`]): a step of a
+    /// cycle, after which no other may start.
+    Exit,
+    /// The error goes back to the caller, which stops: the watch.
+    Fail,
+}
+
+impl OnShutdown {
+    fn run<T, E>(self, call: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+        let result = call();
+        if result.is_err() && self == OnShutdown::Exit && crate::shutdown::requested() {
+            crate::shutdown::exit();
+        }
+        result
+    }
+}
+
 /// The byte cap of a success answer, by kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cap {
@@ -306,8 +327,9 @@ impl KubeClient {
         &self,
         request: Request<Vec<u8>>,
         label: &str,
+        on_shutdown: OnShutdown,
     ) -> Result<ureq::http::Response<ureq::Body>, KubeError> {
-        let response = crate::shutdown::abortable(|| self.agent.run(request));
+        let response = on_shutdown.run(|| self.agent.run(request));
         let response = match response {
             Ok(r) => r,
             Err(e) => {
@@ -325,7 +347,7 @@ impl KubeClient {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let text = read_error_body(response, label)?;
+        let text = read_error_body(response, label, on_shutdown)?;
         log::trace!("{label} -> {code} ({} bytes)", text.len());
         Err(KubeError::from_response(
             label.to_string(),
@@ -348,7 +370,7 @@ impl KubeClient {
     ) -> Result<T, KubeError> {
         let request = self.build(method, path, content_type, body, force_token, label)?;
         log::trace!("{label} ({} bytes)", body.len());
-        let response = self.send(request, label)?;
+        let response = self.send(request, label, OnShutdown::Exit)?;
         let value = parse_body(response, label, cap)?;
         log::trace!("{label} -> ok");
         Ok(value)
@@ -358,7 +380,9 @@ impl KubeClient {
     /// arrives, until it returns `false` or the server ends the stream. `limit` bounds the whole
     /// call; a line longer than [`MAX_WATCH_LINE`] or not UTF-8 ends it with a protocol error
     /// (bounded while reading: the line is never held whole). A 401 reads the service-account
-    /// token again and tries once more.
+    /// token again and tries once more. A shutdown request ends the call within
+    /// [`crate::shutdown::POLL`] with a transport error saying so (callers look at
+    /// [`crate::shutdown::requested`] first); `on_line` is not called after it.
     pub fn stream_lines(
         &self,
         path: &str,
@@ -375,7 +399,7 @@ impl KubeClient {
                 .configure_request(request)
                 .timeout_recv_body(Some(limit))
                 .build();
-            match self.send(request, &label) {
+            match self.send(request, &label, OnShutdown::Fail) {
                 Err(e) if e.code() == Some(401) && self.token.is_some() && !force_token => {
                     log::info!(
                         "{label}: 401 Unauthorized; reading the service-account token again"
@@ -389,10 +413,8 @@ impl KubeClient {
         let mut line = Vec::new();
         loop {
             line.clear();
-            let more = crate::shutdown::abortable(|| {
-                read_line_bounded(&mut reader, &mut line, MAX_WATCH_LINE)
-            })
-            .map_err(|e| read_error(e, &label))?;
+            let more = read_line_bounded(&mut reader, &mut line, MAX_WATCH_LINE)
+                .map_err(|e| read_error(e, &label))?;
             if !more {
                 return Ok(());
             }
@@ -461,13 +483,15 @@ fn parse_body<T: DeserializeOwned>(
         .limit(cap.bytes())
         .reader();
     let reader = BufReader::with_capacity(16 * 1024, reader);
-    crate::shutdown::abortable(|| serde_json::from_reader::<_, T>(reader)).map_err(|e| {
-        if e.is_io() {
-            read_error(std::io::Error::from(e), label)
-        } else {
-            KubeError::protocol(label, &format!("the answer is not the JSON expected: {e}"))
-        }
-    })
+    OnShutdown::Exit
+        .run(|| serde_json::from_reader::<_, T>(reader))
+        .map_err(|e| {
+            if e.is_io() {
+                read_error(std::io::Error::from(e), label)
+            } else {
+                KubeError::protocol(label, &format!("the answer is not the JSON expected: {e}"))
+            }
+        })
 }
 
 /// Reads an error answer as text, at most [`MAX_ERROR_BODY`] bytes (invalid UTF-8 replaced:
@@ -475,17 +499,19 @@ fn parse_body<T: DeserializeOwned>(
 fn read_error_body(
     response: ureq::http::Response<ureq::Body>,
     label: &str,
+    on_shutdown: OnShutdown,
 ) -> Result<String, KubeError> {
     let mut bytes = Vec::new();
-    crate::shutdown::abortable(|| {
-        response
-            .into_body()
-            .into_with_config()
-            .limit(MAX_ERROR_BODY)
-            .reader()
-            .read_to_end(&mut bytes)
-    })
-    .map_err(|e| read_error(e, label))?;
+    on_shutdown
+        .run(|| {
+            response
+                .into_body()
+                .into_with_config()
+                .limit(MAX_ERROR_BODY)
+                .reader()
+                .read_to_end(&mut bytes)
+        })
+        .map_err(|e| read_error(e, label))?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
