@@ -108,12 +108,15 @@ impl Daemon {
         let mut unreachable = 0u32;
         let mut force_new_token = true;
         let mut first_unreachable: Option<Instant> = None;
+        // Whether any answer of the API server has passed TLS since start.
+        let mut api_answered = false;
         loop {
             let result = self.cycle(force_new_token);
             self.record(&result);
             let wait = match result {
                 Ok(report) => {
                     unreachable = 0;
+                    api_answered = true;
                     log::info!("{report}");
                     let failures = report.failures();
                     if once {
@@ -170,7 +173,17 @@ impl Daemon {
                     force_new_token = true;
                     self.after_failure(failed_cycles)
                 }
+                Err(CycleError::Kube(e)) if e.is_tls() && !api_answered => {
+                    // No answer has ever passed TLS: the CA we trust does not vouch for this
+                    // server. Waiting cannot fix a certificate; exit so the pod's status shows it.
+                    log::error!(
+                        "the Kubernetes API at {} failed TLS verification ({e}); nothing was written. Check the CA file (ca.crt in ECR_SERVICEACCOUNT_DIR) and the address (KUBERNETES_SERVICE_HOST, KUBERNETES_API_ENDPOINT)",
+                        self.kube.base_url()
+                    );
+                    return 1;
+                }
                 Err(CycleError::Kube(e)) => {
+                    api_answered |= !e.is_tls();
                     log::error!("listing namespaces failed: {e}");
                     if once {
                         return 1;

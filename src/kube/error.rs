@@ -129,6 +129,11 @@ impl KubeError {
         matches!(self, KubeError::Unreachable { .. })
     }
 
+    /// Whether TLS failed (the server's certificate is not vouched for by the CA we trust).
+    pub fn is_tls(&self) -> bool {
+        matches!(self, KubeError::Tls { .. })
+    }
+
     /// Whether the same request may succeed if sent again at once: connected but no complete
     /// answer, 429, 5xx. An unreachable server is the daemon loop's to retry (with its own
     /// backoff), never the request's, so the two retries never nest.
