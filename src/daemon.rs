@@ -52,18 +52,20 @@ impl Daemon {
     /// each AWS side with its own agent.
     pub fn from_config(config: Config, health: Health) -> Result<Daemon, String> {
         let kube = KubeClient::new(&config.kube, config.timeouts)?;
+        let aws_agent = crate::net::aws_agent(config.timeouts, &config.network);
+        let verifier =
+            crate::verify::Verifier::new(aws_agent.clone(), config.verify, health.verification());
         let source = TokenSource::new(
-            crate::http::aws_agent(config.timeouts),
+            aws_agent.clone(),
             &config.aws.ecr_endpoint,
             &config.aws.region,
             config.registries.clone(),
         );
-        let chain =
-            CredentialChain::new(config.aws.clone(), crate::http::aws_agent(config.timeouts));
+        let chain = CredentialChain::new(config.aws.clone(), aws_agent);
         Ok(Daemon::new(
             config,
             kube,
-            TokenCache::new(source, chain),
+            TokenCache::new(source, chain).with_verifier(verifier),
             health,
         ))
     }

@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod aws;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod dockercfg;
@@ -29,9 +30,11 @@ pub mod health;
 pub mod http;
 pub mod kube;
 pub mod logging;
+pub mod net;
 pub mod refresh;
 pub mod schedule;
 pub mod secret;
 pub mod select;
 pub mod shutdown;
 pub mod tokens;
+pub mod verify;

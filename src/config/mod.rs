@@ -13,6 +13,7 @@
 //! share are in `values.rs`.
 
 mod aws;
+mod checks;
 mod registry;
 mod values;
 
@@ -20,6 +21,7 @@ pub use aws::{
     AssumeRoleSettings, AwsSettings, ContainerAuthorization, ContainerSettings, ImdsSettings,
     ProfileSettings, StaticKeys, WebIdentitySettings,
 };
+pub use checks::{ConnectTo, Network, VerifyMode};
 pub use registry::Registry;
 pub use values::{default_endpoint, validate_dns_subdomain};
 
@@ -177,6 +179,10 @@ pub struct Config {
     /// `ECR_HEALTH_ADDR` (default `0.0.0.0:8080`; empty disables): where /healthz, /readyz and
     /// /metrics listen. Never started with `--once`.
     pub health_addr: Option<String>,
+    /// `ECR_VERIFY`: how a registry's refusal of a new token is handled.
+    pub verify: VerifyMode,
+    /// `AWS_CA_BUNDLE` and `ECR_REGISTRY_CONNECT_TO`, for every AWS and registry call.
+    pub network: Network,
     /// Flags from the command line.
     pub flags: Flags,
 }
@@ -312,6 +318,8 @@ impl Config {
             aws: aws_settings(env)?,
             timeouts,
             health_addr: if flags.once { None } else { health_addr },
+            verify: checks::verify_mode(env)?,
+            network: checks::network(env)?,
             flags,
         })
     }

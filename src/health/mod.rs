@@ -17,6 +17,7 @@
 //! decisions ([`Health::healthz`], [`Health::readyz`]). `metrics.rs` renders the Prometheus text
 //! ([`Health::metrics`]) and `server.rs` is the HTTP endpoint ([`serve`]).
 
+mod checks;
 mod metrics;
 mod server;
 
@@ -77,6 +78,8 @@ struct Status {
 #[derive(Debug, Clone, Default)]
 pub struct Health {
     status: Arc<Mutex<Status>>,
+    /// Registry verification results, per host (see `checks.rs`).
+    verification: crate::verify::Record,
 }
 
 impl Health {
