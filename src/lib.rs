@@ -36,5 +36,6 @@ pub mod schedule;
 pub mod secret;
 pub mod select;
 pub mod shutdown;
+pub mod status;
 pub mod tokens;
 pub mod verify;

@@ -163,7 +163,10 @@ impl Verifier {
         let all = !checks.is_empty() && checks.iter().all(|(_, c)| *c == Check::Verified);
         Verdict {
             checks,
-            verified_at: all.then(OffsetDateTime::now_utc),
+            verified_at: all.then(|| {
+                let now = OffsetDateTime::now_utc();
+                now.replace_nanosecond(0).unwrap_or(now)
+            }),
         }
     }
 
