@@ -44,6 +44,7 @@ pub struct Daemon {
     refresher: Refresher,
     jitter: Jitter,
     health: Health,
+    events: crate::kube::events::EventRecorder,
 }
 
 impl Daemon {
@@ -86,6 +87,7 @@ impl Daemon {
             dry_run: config.flags.dry_run,
         });
         Daemon {
+            events: crate::kube::events::EventRecorder::new(&config.secret_name),
             config,
             kube,
             tokens,
@@ -104,6 +106,16 @@ impl Daemon {
         loop {
             let result = self.cycle(force_new_token);
             self.record(&result);
+            let failures = result.as_ref().map(CycleReport::failures);
+            let failures = failures.unwrap_or_default();
+            let verdict = self.tokens.last_verdict();
+            crate::alerts::after_cycle(
+                &mut self.events,
+                &self.kube,
+                &self.config,
+                verdict,
+                &failures,
+            );
             let wait = match result {
                 Ok(report) => {
                     unreachable = 0;

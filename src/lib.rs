@@ -21,6 +21,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod aws;
 pub mod clock;
 pub mod config;

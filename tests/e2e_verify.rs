@@ -303,6 +303,34 @@ fn a_registry_that_refuses_the_password_is_reported_and_enforce_writes_nothing()
         "enforce leaves every secret as it was"
     );
     assert!(s.kube.secret("fresh", SECRET).is_none());
+    let refusals = |kube: &FakeKube| -> Vec<(String, String)> {
+        kube.events()
+            .iter()
+            .filter(|e| e["reason"] == "VerificationFailed")
+            .map(|e| {
+                assert_eq!(e["type"], "Warning");
+                assert_no_credentials(&e.to_string(), &[MOTO_PASSWORD]);
+                (
+                    e["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                    e["note"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+    let events = refusals(&s.kube);
+    assert_eq!(
+        events.iter().map(|(ns, _)| ns.as_str()).collect::<Vec<_>>(),
+        ["app", "fresh"],
+        "one VerificationFailed Event per target namespace: {events:?}"
+    );
+    assert!(
+        events[0].1.contains(&format!("{REGISTRY} (HTTP 401)"))
+            && events[0].1.contains("not written"),
+        "{events:?}"
+    );
 
     // warn: written, with an error, and without verified-at.
     let run = run_once(&s, "warn");
@@ -318,6 +346,9 @@ fn a_registry_that_refuses_the_password_is_reported_and_enforce_writes_nothing()
         errors[0].contains(REGISTRY) && errors[0].contains("ECR_VERIFY=warn"),
         "{out}"
     );
+    let events = refusals(&s.kube);
+    assert_eq!(events.len(), 4, "{events:?}");
+    assert!(events[3].1.contains("written anyway"), "{events:?}");
     for ns in ["app", "fresh"] {
         let secret = s.kube.secret(ns, SECRET).expect("written in warn mode");
         assert_eq!(verified_at(&secret), None, "{ns}: {secret}");

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod error;
+pub mod events;
 pub mod namespaces;
 pub mod secrets;
 pub mod serviceaccounts;

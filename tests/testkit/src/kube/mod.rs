@@ -7,7 +7,9 @@
 //! `watch` (chunked watch streams), `validation`, `selectors`, `patch`, `status` (Status bodies),
 //! `admin` (the `/_admin/` endpoints of the `fake-kube` binary).
 
+mod access_review;
 mod admin;
+mod events;
 mod fieldmanager;
 mod patch;
 mod routes;
@@ -87,6 +89,8 @@ pub(crate) struct State {
     pub bookmark_interval: Duration,
     pub stats: BTreeMap<String, u64>,
     pub admin: bool,
+    pub events: events::Events,
+    pub access_reviews: access_review::AccessReviews,
 }
 
 pub(crate) struct Inner {
@@ -161,6 +165,8 @@ impl FakeKube {
                 bookmark_interval: Duration::from_secs(1),
                 stats: BTreeMap::new(),
                 admin: false,
+                events: Default::default(),
+                access_reviews: Default::default(),
             }),
             changed: Condvar::new(),
             stop: AtomicBool::new(false),
