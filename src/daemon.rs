@@ -12,6 +12,7 @@ use crate::aws::AwsError;
 use crate::aws::CredentialChain;
 use crate::config::Config;
 use crate::health::{Health, Stage};
+use crate::kube::access_review::{self, Preflight};
 use crate::kube::namespaces::{self, WatchEnd, WatchEvent};
 use crate::kube::{KubeClient, KubeError};
 use crate::refresh::{CycleReport, Outcome, Refresher, Targets};
@@ -45,6 +46,8 @@ pub struct Daemon {
     jitter: Jitter,
     health: Health,
     events: crate::kube::events::EventRecorder,
+    /// The RBAC preflight's result, once made (before the first refresh).
+    preflight: Option<Preflight>,
 }
 
 impl Daemon {
@@ -88,6 +91,7 @@ impl Daemon {
         });
         Daemon {
             events: crate::kube::events::EventRecorder::new(&config.secret_name),
+            preflight: None,
             config,
             kube,
             tokens,
@@ -123,7 +127,9 @@ impl Daemon {
                     let failures = report.failures();
                     if once {
                         if failures.is_empty() {
-                            return 0;
+                            // In a dry run, a missing right fails the run.
+                            let missing = matches!(self.preflight, Some(Preflight::Missing(_)));
+                            return i32::from(missing && self.config.flags.dry_run);
                         }
                         let names: Vec<&str> = failures.iter().map(|(ns, _)| *ns).collect();
                         log::error!("{} namespace(s) failed: {}", names.len(), names.join(", "));
@@ -243,6 +249,14 @@ impl Daemon {
     /// One cycle: a token (new, or the cached one while good), then every target.
     pub fn cycle(&mut self, force_new_token: bool) -> Result<CycleReport, CycleError> {
         let token = self.tokens.get(force_new_token).map_err(CycleError::Aws)?;
+        if self.preflight.is_none() {
+            let rights = access_review::needed_rights(&self.config);
+            let dry_run = self.config.flags.dry_run;
+            match access_review::preflight(&self.kube, &rights, dry_run) {
+                Preflight::Unreachable => {}
+                done => self.preflight = Some(done),
+            }
+        }
         self.refresher
             .run_cycle(&self.kube, token)
             .map_err(|e| match e {
