@@ -135,7 +135,7 @@ impl Verifier {
             self.record.set(&login.host, check == Check::Verified, now);
             match &check {
                 Check::Verified => {
-                    log::debug!("{}: the registry accepts the new credentials", login.host)
+                    log::info!("{}: the registry accepts the new credentials", login.host)
                 }
                 Check::Refused(status, why) => {
                     let then = match self.mode {
@@ -181,12 +181,11 @@ impl Verifier {
                 .header("Authorization", &format!("Basic {basic}"))
                 .call()?;
             let status = response.status().as_u16();
-            let body = response
-                .into_body()
-                .with_config()
-                .limit(BODY_CAP)
-                .read_to_vec()
-                .unwrap_or_default();
+            // The first BODY_CAP bytes only, whatever the length (the rest is never read).
+            let mut body = Vec::new();
+            let reader = response.into_body().into_reader();
+            let _ =
+                std::io::Read::read_to_end(&mut std::io::Read::take(reader, BODY_CAP), &mut body);
             Ok((status, body))
         });
         match answer {
