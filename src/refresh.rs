@@ -351,7 +351,7 @@ impl Refresher {
         }
         let payload = format.payload_base64(&token.logins);
         let expiry = token.expires_rfc3339();
-        let body = json!({
+        let mut body = json!({
             "apiVersion": "v1",
             "kind": "Secret",
             "metadata": {
@@ -363,7 +363,6 @@ impl Refresher {
             "type": format.secret_type(),
             "data": { format.data_key(): payload },
         });
-        let mut body = body;
         if let Value::String(at) = verified_value(token) {
             body["metadata"]["annotations"][VERIFIED_ANNOTATION] = Value::String(at);
         }

@@ -174,30 +174,146 @@ impl Verifier {
         let basic = STANDARD.encode(format!("{}:{}", login.username, login.password.expose()));
         crate::secret::register(&basic);
         let url = format!("https://{}/v2/", login.host);
-        let answer = crate::shutdown::abortable(|| -> Result<(u16, Vec<u8>), ureq::Error> {
+        match self.get(&url, &basic) {
+            Ok((200, _, _)) => Check::Verified,
+            // A registry that wants a bearer token (ECR Public): the credential is checked by
+            // its token endpoint, as a Docker client does, but only on the registry's own host
+            // (a challenge must not send the credential elsewhere).
+            Ok((401, Some(challenge), body)) if challenge.starts_with("Bearer ") => {
+                match token_url(&challenge, &login.host) {
+                    Some(token_url) => match self.get(&token_url, &basic) {
+                        Ok((200, _, _)) => Check::Verified,
+                        Ok((status @ (401 | 403), _, body)) => {
+                            Check::Refused(status, format!("token endpoint: {}", quote(&body)))
+                        }
+                        Ok((status, _, body)) => Check::Unknown(format!(
+                            "token endpoint: HTTP {status}: {}",
+                            quote(&body)
+                        )),
+                        Err(e) => Check::Unknown(format!(
+                            "token endpoint: {}",
+                            crate::aws::error::excerpt(&e.to_string(), QUOTED)
+                        )),
+                    },
+                    None => Check::Unknown(format!(
+                        "HTTP 401 with a bearer challenge not on {}: {}",
+                        login.host,
+                        quote(&body)
+                    )),
+                }
+            }
+            Ok((status @ (401 | 403), _, body)) => Check::Refused(status, quote(&body)),
+            Ok((status, _, body)) => Check::Unknown(format!("HTTP {status}: {}", quote(&body))),
+            Err(e) => Check::Unknown(crate::aws::error::excerpt(&e.to_string(), QUOTED)),
+        }
+    }
+
+    /// One GET with HTTP Basic: status, `WWW-Authenticate` (bounded) and the first
+    /// [`BODY_CAP`] bytes of the body (the rest is never read).
+    fn get(&self, url: &str, basic: &str) -> Result<(u16, Option<String>, Vec<u8>), ureq::Error> {
+        crate::shutdown::abortable(|| {
             let response = self
                 .agent
-                .get(&url)
+                .get(url)
                 .header("Authorization", &format!("Basic {basic}"))
                 .call()?;
             let status = response.status().as_u16();
-            // The first BODY_CAP bytes only, whatever the length (the rest is never read).
+            let challenge = response
+                .headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| v.len() <= 1024)
+                .map(str::to_string);
             let mut body = Vec::new();
             let reader = response.into_body().into_reader();
             let _ =
                 std::io::Read::read_to_end(&mut std::io::Read::take(reader, BODY_CAP), &mut body);
-            Ok((status, body))
-        });
-        match answer {
-            Ok((200, _)) => Check::Verified,
-            Ok((status @ (401 | 403), body)) => Check::Refused(status, quote(&body)),
-            Ok((status, body)) => Check::Unknown(format!("HTTP {status}: {}", quote(&body))),
-            Err(e) => Check::Unknown(crate::aws::error::excerpt(&e.to_string(), QUOTED)),
-        }
+            Ok((status, challenge, body))
+        })
     }
+}
+
+/// The token URL of a `Bearer realm="https://HOST/token",service="S"` challenge, when the realm
+/// is https on `host` itself; `service` is passed on (percent-encoded).
+fn token_url(challenge: &str, host: &str) -> Option<String> {
+    let params = challenge.strip_prefix("Bearer ")?;
+    let value = |key: &str| {
+        params.split(',').find_map(|p| {
+            let (k, v) = p.trim().split_once('=')?;
+            (k.trim().eq_ignore_ascii_case(key)).then(|| v.trim().trim_matches('"').to_string())
+        })
+    };
+    let realm = value("realm")?;
+    let rest = realm.strip_prefix("https://")?;
+    let realm_host = rest.split(['/', '?']).next()?;
+    if !realm_host.eq_ignore_ascii_case(host) || realm.contains(['#', ' ', '\\']) {
+        return None;
+    }
+    let mut url = realm.clone();
+    if let Some(service) = value("service") {
+        let encoded: String = service
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str("service=");
+        url.push_str(&encoded);
+    }
+    Some(url)
 }
 
 /// A masked, escaped, bounded excerpt of an answer body.
 fn quote(body: &[u8]) -> String {
     crate::aws::error::excerpt(String::from_utf8_lossy(body).trim(), QUOTED)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_challenges_stay_on_the_registry_host() {
+        assert_eq!(
+            token_url(
+                r#"Bearer realm="https://public.ecr.aws/token/",service="public.ecr.aws",scope="aws""#,
+                "public.ecr.aws"
+            )
+            .as_deref(),
+            Some("https://public.ecr.aws/token/?service=public.ecr.aws")
+        );
+        assert_eq!(
+            token_url(
+                r#"Bearer realm="https://evil.example/token""#,
+                "public.ecr.aws"
+            ),
+            None
+        );
+        assert_eq!(
+            token_url(
+                r#"Bearer realm="http://public.ecr.aws/token""#,
+                "public.ecr.aws"
+            ),
+            None
+        );
+        assert_eq!(
+            token_url(
+                r#"Bearer realm="https://public.ecr.aws.evil.example/t""#,
+                "public.ecr.aws"
+            ),
+            None
+        );
+        assert_eq!(
+            token_url(
+                r#"Bearer realm="https://public.ecr.aws@evil.example/t""#,
+                "public.ecr.aws"
+            ),
+            None
+        );
+    }
 }

@@ -40,6 +40,38 @@ impl Handler for Registry {
     }
 }
 
+/// A registry that wants a bearer token, as ECR Public does: `/v2/` always answers 401 with a
+/// `Bearer` challenge whose realm is `/token` on its own host (or, with `elsewhere`, on another
+/// host); `/token` answers 200 to `AWS:PASSWORD` only.
+struct BearerRegistry {
+    elsewhere: bool,
+}
+
+impl Handler for BearerRegistry {
+    fn handle(&self, req: Request) -> Reply {
+        let auth = req.header("Authorization").unwrap_or("").to_string();
+        let good = format!("Basic {}", STANDARD.encode(format!("AWS:{PASSWORD}")));
+        let host = req.header("Host").unwrap_or("").to_string();
+        if req.path == "/token" && auth == good {
+            return Reply::Full(Response::new(200, "application/json", r#"{"token":"t"}"#));
+        }
+        let realm_host = if self.elsewhere {
+            "elsewhere.example:443"
+        } else {
+            host.as_str()
+        };
+        Reply::Full(
+            Response::new(401, "application/json", r#"{"errors":[{"code":"DENIED"}]}"#)
+                .with_header(
+                    "WWW-Authenticate",
+                    &format!(
+                        r#"Bearer realm="https://{realm_host}/token",service="test-registry""#
+                    ),
+                ),
+        )
+    }
+}
+
 struct Setup {
     _registry: Server,
     _ecr: ecrupdater_testkit::FakeEcr,
@@ -49,8 +81,12 @@ struct Setup {
 }
 
 fn setup(body: fn(&str) -> Vec<u8>, password: &str) -> Setup {
+    setup_with(Arc::new(Registry(body)), password)
+}
+
+fn setup_with(handler: Arc<dyn Handler>, password: &str) -> Setup {
     let (tls, ca_pem) = ecrupdater_testkit::tls::server_config().expect("tls");
-    let registry = Server::start(0, Some(tls), Arc::new(Registry(body))).expect("registry");
+    let registry = Server::start(0, Some(tls), handler).expect("registry");
     let host = format!("127.0.0.1:{}", registry.port());
     let dir = temp_dir("hostile-registry");
     let ca = dir.join("ca.pem");
@@ -169,4 +205,45 @@ fn a_hostile_refusal_is_bounded_masked_and_written_anyway_in_warn_mode() {
         "{secret}"
     );
     assert_eq!(verified_metric(&mut d, &s.host), Some(0.0));
+}
+
+#[test]
+fn a_bearer_challenge_is_followed_on_the_registry_host_only() {
+    // The right password through the token endpoint: verified.
+    let s = setup_with(Arc::new(BearerRegistry { elsewhere: false }), PASSWORD);
+    let mut d = daemon(&s);
+    let log = d.wait_for_log("cycle done", Duration::from_secs(20));
+    assert!(
+        log.contains("the registry accepts the new credentials"),
+        "{log}"
+    );
+    assert_eq!(verified_metric(&mut d, &s.host), Some(1.0));
+    drop(d);
+
+    // Another password: the token endpoint refuses it.
+    let s = setup_with(
+        Arc::new(BearerRegistry { elsewhere: false }),
+        "another-password-0123456789",
+    );
+    let mut d = daemon(&s);
+    let log = d.wait_for_log("cycle done", Duration::from_secs(20));
+    assert!(
+        log.lines().any(|l| l.starts_with("ERROR")
+            && l.contains("refused the new credentials (HTTP 401: token endpoint")),
+        "{log}"
+    );
+    drop(d);
+
+    // A realm on another host is not followed: the credential goes nowhere else.
+    let s = setup_with(Arc::new(BearerRegistry { elsewhere: true }), PASSWORD);
+    let mut d = daemon(&s);
+    let log = d.wait_for_log("cycle done", Duration::from_secs(20));
+    assert!(
+        log.lines().any(|l| l.starts_with("WARNING")
+            && l.contains(
+                "cannot verify the new credentials (HTTP 401 with a bearer challenge not on"
+            )),
+        "{log}"
+    );
+    assert_no_credentials(&log, &[PASSWORD]);
 }
