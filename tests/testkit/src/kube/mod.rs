@@ -5,7 +5,8 @@
 //!
 //! Submodules: `store` (objects, resourceVersions, event log, paging), `routes` (the REST surface),
 //! `watch` (chunked watch streams), `validation`, `selectors`, `patch`, `status` (Status bodies),
-//! `admin` (the `/_admin/` endpoints of the `fake-kube` binary).
+//! `admin` (the `/_admin/` endpoints of the `fake-kube` binary), `events` (events.k8s.io/v1
+//! Events, validated and listed) and `access_review` (SelfSubjectAccessReviews).
 
 mod access_review;
 mod admin;
