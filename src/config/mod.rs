@@ -148,6 +148,8 @@ where
     while let Some(arg) = args.next() {
         match arg.as_ref() {
             "--status" => status = true,
+            "--output=json" => output = Some(crate::status::Output::Json),
+            "--output=table" => output = Some(crate::status::Output::Table),
             "--output" | "-o" => {
                 output = Some(match args.next().as_ref().map(AsRef::as_ref) {
                     Some("json") => crate::status::Output::Json,
@@ -616,6 +618,10 @@ mod tests {
         assert_eq!(parse_args(["--help"]), Ok(Command::Help));
         assert_eq!(
             parse_args(["--status", "--output", "json"]),
+            Ok(Command::Status(crate::status::Output::Json))
+        );
+        assert_eq!(
+            parse_args(["--output=json", "--status"]),
             Ok(Command::Status(crate::status::Output::Json))
         );
         assert_eq!(
