@@ -12,6 +12,7 @@ use crate::aws::AwsError;
 use crate::aws::CredentialChain;
 use crate::config::Config;
 use crate::health::{Health, Stage};
+use crate::kube::access_review::{self, Preflight};
 use crate::kube::namespaces::{self, WatchEnd, WatchEvent};
 use crate::kube::{KubeClient, KubeError};
 use crate::refresh::{CycleReport, Outcome, Refresher, Targets};
@@ -52,6 +53,9 @@ pub struct Daemon {
     refresher: Refresher,
     jitter: Jitter,
     health: Health,
+    events: crate::kube::events::EventRecorder,
+    /// The RBAC preflight's result, once made (before the first refresh).
+    preflight: Option<Preflight>,
 }
 
 impl Daemon {
@@ -60,18 +64,20 @@ impl Daemon {
     /// each AWS side with its own agent.
     pub fn from_config(config: Config, health: Health) -> Result<Daemon, String> {
         let kube = KubeClient::new(&config.kube, config.timeouts)?;
+        let aws_agent = crate::net::aws_agent(config.timeouts, &config.network);
+        let verifier =
+            crate::verify::Verifier::new(aws_agent.clone(), config.verify, health.verification());
         let source = TokenSource::new(
-            crate::http::aws_agent(config.timeouts),
+            aws_agent.clone(),
             &config.aws.ecr_endpoint,
             &config.aws.region,
             config.registries.clone(),
         );
-        let chain =
-            CredentialChain::new(config.aws.clone(), crate::http::aws_agent(config.timeouts));
+        let chain = CredentialChain::new(config.aws.clone(), aws_agent);
         Ok(Daemon::new(
             config,
             kube,
-            TokenCache::new(source, chain),
+            TokenCache::new(source, chain).with_verifier(verifier),
             health,
         ))
     }
@@ -92,6 +98,8 @@ impl Daemon {
             dry_run: config.flags.dry_run,
         });
         Daemon {
+            events: crate::kube::events::EventRecorder::new(&config.secret_name),
+            preflight: None,
             config,
             kube,
             tokens,
@@ -113,6 +121,16 @@ impl Daemon {
         loop {
             let result = self.cycle(force_new_token);
             self.record(&result);
+            let failures = result.as_ref().map(CycleReport::failures);
+            let failures = failures.unwrap_or_default();
+            let verdict = self.tokens.last_verdict();
+            crate::alerts::after_cycle(
+                &mut self.events,
+                &self.kube,
+                &self.config,
+                verdict,
+                &failures,
+            );
             let wait = match result {
                 Ok(report) => {
                     unreachable = 0;
@@ -121,7 +139,9 @@ impl Daemon {
                     let failures = report.failures();
                     if once {
                         if failures.is_empty() {
-                            return 0;
+                            // In a dry run, a missing right fails the run.
+                            let missing = matches!(self.preflight, Some(Preflight::Missing(_)));
+                            return i32::from(missing && self.config.flags.dry_run);
                         }
                         let names: Vec<&str> = failures.iter().map(|(ns, _)| *ns).collect();
                         log::error!("{} namespace(s) failed: {}", names.len(), names.join(", "));
@@ -273,6 +293,14 @@ impl Daemon {
     /// One cycle: a token (new, or the cached one while good), then every target.
     pub fn cycle(&mut self, force_new_token: bool) -> Result<CycleReport, CycleError> {
         let token = self.tokens.get(force_new_token).map_err(CycleError::Aws)?;
+        if self.preflight.is_none() {
+            let rights = access_review::needed_rights(&self.config);
+            let dry_run = self.config.flags.dry_run;
+            match access_review::preflight(&self.kube, &rights, dry_run) {
+                Preflight::Unreachable => {}
+                done => self.preflight = Some(done),
+            }
+        }
         self.refresher
             .run_cycle(&self.kube, token)
             .map_err(|e| match e {

@@ -21,7 +21,9 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod aws;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod dockercfg;
@@ -30,9 +32,12 @@ pub mod http;
 pub mod kube;
 pub mod logging;
 pub mod names;
+pub mod net;
 pub mod refresh;
 pub mod schedule;
 pub mod secret;
 pub mod select;
 pub mod shutdown;
+pub mod status;
 pub mod tokens;
+pub mod verify;

@@ -31,8 +31,10 @@ fn main() -> ExitCode {
             println!("ecrupdater {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
-        Command::Run(flags) => flags,
+        Command::Run(flags) => (flags, None),
+        Command::Status(output) => (config::Flags::default(), Some(output)),
     };
+    let (flags, status) = flags;
     let env = Env::from_process();
     let log_settings = match LogSettings::from_env(env.get("LOG_CONFIG"), env.get("LOG_LEVEL")) {
         Ok(s) => s,
@@ -44,6 +46,9 @@ fn main() -> ExitCode {
     };
     let log_source = log_settings.source.clone();
     logging::init(log_settings);
+    if let Some(output) = status {
+        return ExitCode::from(u8::from(ecrupdater::status::run(&config, output) != 0));
+    }
     log_start(&config, &log_source);
 
     if let Err(e) = shutdown::install() {

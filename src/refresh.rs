@@ -23,6 +23,9 @@ use crate::select::Selection;
 
 /// The annotation that tells when the credentials in the secret expire (RFC 3339, UTC).
 pub const EXPIRES_ANNOTATION: &str = "k8s-ecrupdater/token-expires-at";
+/// The annotation that tells when every registry accepted the credentials (RFC 3339, UTC);
+/// removed when the credentials written could not be verified.
+pub const VERIFIED_ANNOTATION: &str = "k8s-ecrupdater/verified-at";
 /// The label on secrets this daemon created.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// Its value.
@@ -35,6 +38,8 @@ pub struct Token {
     pub logins: Vec<RegistryLogin>,
     /// When the token expires.
     pub expires_at: OffsetDateTime,
+    /// When every registry accepted these credentials (`None`: not verified).
+    pub verified_at: Option<OffsetDateTime>,
 }
 
 impl Token {
@@ -298,7 +303,8 @@ impl Refresher {
             );
             return Outcome::Updated;
         }
-        let patch = payload_patch(known.format, &payload, &expiry, Some(&known.uid));
+        let mut patch = payload_patch(known.format, &payload, &expiry, Some(&known.uid));
+        patch["metadata"]["annotations"][VERIFIED_ANNOTATION] = verified_value(token);
         match secrets::merge_patch(client, namespace, &name, &patch) {
             Ok(_) => {
                 log::debug!(
@@ -345,7 +351,7 @@ impl Refresher {
         }
         let payload = format.payload_base64(&token.logins);
         let expiry = token.expires_rfc3339();
-        let body = json!({
+        let mut body = json!({
             "apiVersion": "v1",
             "kind": "Secret",
             "metadata": {
@@ -357,6 +363,9 @@ impl Refresher {
             "type": format.secret_type(),
             "data": { format.data_key(): payload },
         });
+        if let Value::String(at) = verified_value(token) {
+            body["metadata"]["annotations"][VERIFIED_ANNOTATION] = Value::String(at);
+        }
         match secrets::create(client, namespace, &body) {
             Ok(created) => {
                 log::info!("{namespace}/{name}: created");
@@ -428,7 +437,8 @@ impl Refresher {
             return Outcome::Updated;
         }
         let uid = secret.pointer("/metadata/uid").and_then(Value::as_str);
-        let patch = payload_patch(format, &payload, &expiry, uid);
+        let mut patch = payload_patch(format, &payload, &expiry, uid);
+        patch["metadata"]["annotations"][VERIFIED_ANNOTATION] = verified_value(token);
         match secrets::merge_patch(client, namespace, &name, &patch) {
             Ok(patched) => {
                 log::info!("{namespace}/{name}: updated ({secret_type})");
@@ -518,6 +528,14 @@ fn payload_patch(format: Format, payload: &str, expiry: &str, uid: Option<&str>)
         patch["metadata"]["uid"] = Value::String(uid.to_string());
     }
     patch
+}
+
+/// The `verified-at` annotation's value in a merge patch: the time, or `null` (removed).
+fn verified_value(token: &Token) -> Value {
+    token
+        .verified_at
+        .and_then(|at| at.format(&Rfc3339).ok())
+        .map_or(Value::Null, Value::String)
 }
 
 /// A hash of what a write would put in the secret.

@@ -18,6 +18,7 @@ use crate::config::Registry;
 use crate::dockercfg::{RegistryLogin, registry_host};
 use crate::refresh::Token;
 use crate::schedule::{self, Jitter};
+use crate::verify::{Verdict, Verifier, VerifyMode};
 
 /// A cached token is reused only while it stays valid this much longer.
 const REUSE_MARGIN: time::Duration = time::Duration::minutes(15);
@@ -63,6 +64,7 @@ impl TokenSource {
                     password: data.password,
                 }],
                 expires_at: data.expires_at,
+                verified_at: None,
             });
         }
         // Distinct (API, region, endpoint) in the order they first appear.
@@ -101,6 +103,7 @@ impl TokenSource {
         Ok(Token {
             logins,
             expires_at: expires_at.unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+            verified_at: None,
         })
     }
 }
@@ -117,6 +120,10 @@ pub struct TokenCache {
     /// The last failure, shown while waiting.
     last_error: Option<String>,
     jitter: Jitter,
+    /// Checks each new token against its registries before it is used ([`crate::verify`]).
+    verifier: Option<Verifier>,
+    /// The last verification's verdict.
+    last_verdict: Option<Verdict>,
 }
 
 impl TokenCache {
@@ -130,7 +137,21 @@ impl TokenCache {
             not_before: None,
             last_error: None,
             jitter: Jitter::from_clock(),
+            verifier: None,
+            last_verdict: None,
         }
+    }
+
+    /// Checks each new token with `verifier` before handing it out: with `enforce`, a token a
+    /// registry refuses is a failed fetch (nothing gets written with it).
+    pub fn with_verifier(mut self, verifier: Verifier) -> Self {
+        self.verifier = Some(verifier);
+        self
+    }
+
+    /// The verdict on the last token fetched, when it was checked.
+    pub fn last_verdict(&self) -> Option<&Verdict> {
+        self.last_verdict.as_ref()
     }
 
     /// The token to write: the cached one while it stays good for 15 more minutes and
@@ -202,12 +223,32 @@ impl TokenCache {
         }
     }
 
+    /// The token with its `verified_at`, or (enforce) the refusal as an error.
+    fn verified(&mut self, mut token: Token) -> Result<Token, AwsError> {
+        let Some(verifier) = &self.verifier else {
+            return Ok(token);
+        };
+        let verdict = verifier.check(&token.logins);
+        token.verified_at = verdict.verified_at;
+        let refused = !verdict.refused().is_empty();
+        let summary = verdict.refusal_summary();
+        self.last_verdict = Some(verdict);
+        if refused && verifier.mode() == VerifyMode::Enforce {
+            return Err(AwsError::new(
+                "ECR_VERIFY=enforce",
+                AwsErrorKind::Credentials(summary),
+            ));
+        }
+        Ok(token)
+    }
+
     /// One fetch, recorded for the pace of the next.
     fn fetch(&mut self, now: time::OffsetDateTime) -> Result<(), AwsError> {
         let fetched = self
             .credentials
             .credentials()
-            .and_then(|credentials| Ok((self.source.fetch(&credentials)?, credentials)));
+            .and_then(|credentials| Ok((self.source.fetch(&credentials)?, credentials)))
+            .and_then(|(token, credentials)| Ok((self.verified(token)?, credentials)));
         match fetched {
             Ok((token, credentials)) => {
                 let hosts: Vec<&str> = token.logins.iter().map(|l| l.host.as_str()).collect();

@@ -271,7 +271,11 @@ fn dry_run_logs_what_it_would_do_and_writes_nothing() {
     let run = p.run(&[("ECR_CREATE_MISSING", "true")], &["--once", "--dry-run"]);
     assert_eq!(run.status, 0, "{}", run.output());
     assert_eq!(p.kube.secrets(), before);
-    assert!(p.kube.requests().iter().all(|r| r.method == "GET"));
+    // Reads only (the RBAC preflight's access reviews write nothing).
+    assert!(
+        p.kube.requests().iter().all(|r| r.method == "GET"
+            || r.path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews")
+    );
     let out = run.output();
     assert!(out.contains("a/ecr-pull: would update"), "{out}");
     assert!(out.contains("b/ecr-pull: would create"), "{out}");

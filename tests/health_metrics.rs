@@ -216,6 +216,10 @@ fn metrics_count_secrets_errors_requests_and_cycles_as_they_happened() {
     let port = daemon.health_port();
     daemon.wait_for_log("next refresh in", RECOVERY);
     let samples = metrics(port);
+    // Before cycle 1, the RBAC preflight's access reviews, and after it c's RefreshFailed Event
+    // (each answered 201).
+    let posts = kube.access_reviews_answered() + kube.events().len();
+    assert!(posts > 0 && kube.events().len() == 1);
     // Cycle 1: list, a read+patch, b read (404)+create, c three 500s -> a updated, b created,
     // c failed. Cycle 2 (the retry, same token): list, a and b unchanged (no request), c read
     // (404)+create.
@@ -228,7 +232,10 @@ fn metrics_count_secrets_errors_requests_and_cycles_as_they_happened() {
         (r#"ecrupdater_errors_total{stage="aws"}"#, 0.0),
         (r#"ecrupdater_errors_total{stage="kube"}"#, 1.0),
         (r#"ecrupdater_api_requests_total{code="200"}"#, 4.0),
-        (r#"ecrupdater_api_requests_total{code="201"}"#, 2.0),
+        (
+            r#"ecrupdater_api_requests_total{code="201"}"#,
+            2.0 + posts as f64,
+        ),
         (r#"ecrupdater_api_requests_total{code="404"}"#, 2.0),
         (r#"ecrupdater_api_requests_total{code="500"}"#, 3.0),
         (r#"ecrupdater_cycles_total{result="success"}"#, 1.0),
@@ -248,7 +255,7 @@ fn metrics_count_secrets_errors_requests_and_cycles_as_they_happened() {
     // The request counts agree with what the API server received in those two cycles (the
     // watch that follows the success is counted at the next cycle).
     let cycle_requests = kube.requests().iter().filter(|r| !r.is_watch()).count();
-    assert_eq!(cycle_requests, 11);
+    assert_eq!(cycle_requests, 11 + posts);
     assert_eq!(ecr.requests().len(), 1);
     for ns in ["a", "b", "c"] {
         let secret = kube.secret(ns, SECRET).expect("secret");
@@ -362,7 +369,8 @@ fn metrics_parse_with_the_prometheus_client_parser() {
         ),
         (1.0, 1.0, 0.0, 0.0, 0.0)
     );
-    // Cycle: list, a read+patch (200s), b read (404)+create (201).
+    // Cycle: list, a read+patch (200s), b read (404)+create (201); before it, the RBAC
+    // preflight's access reviews (201).
     let requests = |code: &str| {
         value(
             "ecrupdater_api_requests",
@@ -372,7 +380,7 @@ fn metrics_parse_with_the_prometheus_client_parser() {
     };
     assert_eq!(
         (requests("200"), requests("201"), requests("404")),
-        (3.0, 1.0, 1.0)
+        (3.0, 1.0 + kube.access_reviews_answered() as f64, 1.0)
     );
     assert_eq!(
         value(

@@ -79,6 +79,10 @@ pub fn receive(
     let read = crate::shutdown::abortable(|| {
         let response = send()?;
         let status = response.status().as_u16();
+        if matches!(cap, Cap::Ecr | Cap::Sts) {
+            let date = response.headers().get("date").and_then(|v| v.to_str().ok());
+            crate::clock::observe(operation, date, time::OffsetDateTime::now_utc());
+        }
         let error_type = response
             .headers()
             .get("x-amzn-errortype")

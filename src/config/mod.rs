@@ -13,6 +13,7 @@
 //! share are in `values.rs`.
 
 mod aws;
+mod checks;
 mod registry;
 mod values;
 
@@ -20,6 +21,7 @@ pub use aws::{
     AssumeRoleSettings, AwsSettings, ContainerAuthorization, ContainerSettings, ImdsSettings,
     ProfileSettings, StaticKeys, WebIdentitySettings,
 };
+pub use checks::{ConnectTo, Network, VerifyMode};
 pub use registry::Registry;
 pub use values::{default_endpoint, validate_dns_subdomain};
 
@@ -97,6 +99,8 @@ pub enum Command {
     Help,
     /// Print the version.
     Version,
+    /// `--status [--output json]`: print the state of every target's secret ([`crate::status`]).
+    Status(crate::status::Output),
 }
 
 /// Flags that change how a run behaves.
@@ -115,10 +119,13 @@ pub const USAGE: &str = "\
 ecrupdater: keeps Kubernetes image-pull secrets filled with fresh AWS ECR credentials
 
 Usage: ecrupdater [--once] [--dry-run]
+       ecrupdater --status [--output json]
        ecrupdater --help | --version
 
   --once      run one refresh cycle, then exit (0 if every target succeeded, 1 if any failed)
   --dry-run   fetch the token and find the targets, log each write it would do, write nothing
+  --status    print each target's secret: type, registries, expiry, verified-at, problems
+              (exit 0 if every target is fine, 1 otherwise); --output json for scripts
 
 Settings come from the environment (an empty value counts as unset). Booleans take
 true/false, yes/no, on/off, 1/0.
@@ -201,8 +208,20 @@ where
     S: AsRef<str>,
 {
     let mut flags = Flags::default();
-    for arg in args {
+    let (mut status, mut output) = (false, None);
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
         match arg.as_ref() {
+            "--status" => status = true,
+            "--output=json" => output = Some(crate::status::Output::Json),
+            "--output=table" => output = Some(crate::status::Output::Table),
+            "--output" | "-o" => {
+                output = Some(match args.next().as_ref().map(AsRef::as_ref) {
+                    Some("json") => crate::status::Output::Json,
+                    Some("table") => crate::status::Output::Table,
+                    _ => return Err(ConfigError::new("--output", "must be json or table")),
+                })
+            }
             "--once" => flags.once = true,
             "--dry-run" => flags.dry_run = true,
             "-h" | "--help" => return Ok(Command::Help),
@@ -212,7 +231,17 @@ where
             }
         }
     }
-    Ok(Command::Run(flags))
+    match (status, output) {
+        (true, _) if flags.once || flags.dry_run => Err(ConfigError::new(
+            "--status",
+            "goes with no other flag but --output",
+        )),
+        (true, output) => Ok(Command::Status(
+            output.unwrap_or(crate::status::Output::Table),
+        )),
+        (false, Some(_)) => Err(ConfigError::new("--output", "goes with --status")),
+        (false, None) => Ok(Command::Run(flags)),
+    }
 }
 
 /// Everything the daemon needs to run, validated.
@@ -242,6 +271,10 @@ pub struct Config {
     /// `ECR_HEALTH_ADDR` (default `0.0.0.0:8080`; empty disables): where /healthz, /readyz and
     /// /metrics listen. Never started with `--once`.
     pub health_addr: Option<String>,
+    /// `ECR_VERIFY`: how a registry's refusal of a new token is handled.
+    pub verify: VerifyMode,
+    /// `AWS_CA_BUNDLE` and `ECR_REGISTRY_CONNECT_TO`, for every AWS and registry call.
+    pub network: Network,
     /// Flags from the command line.
     pub flags: Flags,
 }
@@ -377,6 +410,8 @@ impl Config {
             aws: aws_settings(env)?,
             timeouts,
             health_addr: if flags.once { None } else { health_addr },
+            verify: checks::verify_mode(env)?,
+            network: checks::network(env)?,
             flags,
         })
     }
@@ -646,6 +681,32 @@ mod tests {
             }))
         );
         assert_eq!(parse_args(["--help"]), Ok(Command::Help));
+        assert_eq!(
+            parse_args(["--status", "--output", "json"]),
+            Ok(Command::Status(crate::status::Output::Json))
+        );
+        assert_eq!(
+            parse_args(["--output=json", "--status"]),
+            Ok(Command::Status(crate::status::Output::Json))
+        );
+        assert_eq!(
+            parse_args(["--status"]),
+            Ok(Command::Status(crate::status::Output::Table))
+        );
+        assert_eq!(
+            parse_args(["--output", "json"]).expect_err("alone").name,
+            "--output"
+        );
+        assert_eq!(
+            parse_args(["--status", "-o", "yaml"])
+                .expect_err("yaml")
+                .name,
+            "--output"
+        );
+        assert_eq!(
+            parse_args(["--status", "--once"]).expect_err("once").name,
+            "--status"
+        );
         assert_eq!(parse_args(["--version"]), Ok(Command::Version));
         assert_eq!(
             parse_args(["--bogus"]).expect_err("unknown").name,

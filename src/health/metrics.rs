@@ -187,19 +187,20 @@ impl Health {
             "1",
         );
 
+        self.check_metrics(&mut out);
         out
     }
 }
 
 /// Appends the `# HELP` and `# TYPE` lines of a metric.
-fn metric_header(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(super) fn metric_header(out: &mut String, name: &str, kind: &str, help: &str) {
     let help = help.replace('\\', "\\\\").replace('\n', "\\n");
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
 /// Appends one sample line, escaping the label values.
-fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: &str) {
+pub(super) fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: &str) {
     out.push_str(name);
     if !labels.is_empty() {
         out.push('{');
@@ -229,7 +230,7 @@ fn escape_label(value: &str) -> String {
 }
 
 /// A float as the text format spells it.
-fn float(value: f64) -> String {
+pub(super) fn float(value: f64) -> String {
     if value.is_nan() {
         "NaN".into()
     } else if value.is_infinite() {
@@ -240,7 +241,7 @@ fn float(value: f64) -> String {
 }
 
 /// Seconds since the Unix epoch, or 0 for `None`.
-fn unix_seconds(at: Option<OffsetDateTime>) -> String {
+pub(super) fn unix_seconds(at: Option<OffsetDateTime>) -> String {
     float(at.map_or(0.0, |at| (at - OffsetDateTime::UNIX_EPOCH).as_seconds_f64()))
 }
 

@@ -20,6 +20,7 @@
 //! decisions ([`Health::healthz`], [`Health::readyz`]). `metrics.rs` renders the Prometheus text
 //! ([`Health::metrics`]) and `server.rs` is the HTTP endpoint ([`serve`]).
 
+mod checks;
 mod metrics;
 mod server;
 
@@ -84,6 +85,8 @@ struct Status {
 #[derive(Debug, Clone, Default)]
 pub struct Health {
     status: Arc<Mutex<Status>>,
+    /// Registry verification results, per host (see `checks.rs`).
+    verification: crate::verify::Record,
 }
 
 impl Health {
@@ -99,6 +102,7 @@ impl Health {
                 started: Some(started),
                 ..Status::default()
             })),
+            verification: Default::default(),
         }
     }
 

@@ -46,6 +46,9 @@ pub fn command(vars: &[(&str, &str)], args: &[&str]) -> Command {
         .env("LOG_CONFIG", "/nonexistent/logging.json")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("ECR_HEALTH_ADDR", "127.0.0.1:0")
+        // Registry verification (default warn) would call the fake ECR's registry host, which is
+        // not on 127.0.0.1; the tests of verification set ECR_VERIFY themselves.
+        .env("ECR_VERIFY", "off")
         .current_dir(std::env::temp_dir())
         .args(args);
     for (k, v) in vars {

@@ -5,9 +5,12 @@
 //!
 //! Submodules: `store` (objects, resourceVersions, event log, paging), `routes` (the REST surface),
 //! `watch` (chunked watch streams), `validation`, `selectors`, `patch`, `status` (Status bodies),
-//! `admin` (the `/_admin/` endpoints of the `fake-kube` binary).
+//! `admin` (the `/_admin/` endpoints of the `fake-kube` binary), `events` (events.k8s.io/v1
+//! Events, validated and listed) and `access_review` (SelfSubjectAccessReviews).
 
+mod access_review;
 mod admin;
+mod events;
 mod fieldmanager;
 mod patch;
 mod routes;
@@ -87,6 +90,8 @@ pub(crate) struct State {
     pub bookmark_interval: Duration,
     pub stats: BTreeMap<String, u64>,
     pub admin: bool,
+    pub events: events::Events,
+    pub access_reviews: access_review::AccessReviews,
 }
 
 pub(crate) struct Inner {
@@ -161,6 +166,8 @@ impl FakeKube {
                 bookmark_interval: Duration::from_secs(1),
                 stats: BTreeMap::new(),
                 admin: false,
+                events: Default::default(),
+                access_reviews: Default::default(),
             }),
             changed: Condvar::new(),
             stop: AtomicBool::new(false),

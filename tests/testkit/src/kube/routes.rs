@@ -168,6 +168,15 @@ fn route(inner: &Arc<Inner>, req: &Request) -> ApiResult<Reply> {
                 .ok_or_else(status::path_not_found)?;
             item(inner, req, res, ns, name)
         }
+        ["apis", "events.k8s.io", "v1", "namespaces", ns, "events"] => {
+            full(super::events::handle(inner, req, ns))
+        }
+        [
+            "apis",
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectaccessreviews",
+        ] => full(super::access_review::handle(inner, req)),
         _ => Err(status::path_not_found()),
     }
 }
