@@ -15,6 +15,7 @@ use ecrupdater::health::Health;
 use ecrupdater_testkit::{FakeEcr, FakeKube, Fault, FaultKind};
 use serde_json::{Value, json};
 
+use common::fake::*;
 use common::*;
 
 const SECRET: &str = "ecr-pull";
@@ -47,6 +48,7 @@ fn run_once(kube: &FakeKube, ecr: &FakeEcr, extra: &[(&str, &str)]) -> Finished 
     let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let finished = run(&pairs, &["--once"], Duration::from_secs(60));
     assert_no_credentials(&finished.output(), &[PASSWORD, SECRET_KEY]);
+    assert_nothing_forbidden(kube);
     finished
 }
 
@@ -95,7 +97,7 @@ fn wait_for_secret(kube: &FakeKube, namespace: &str, limit: Duration) -> Duratio
 
 #[test]
 fn globs_skip_list_and_label_selector_pick_exactly_the_right_namespaces() {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     for (ns, env) in [
         ("team-a", "prod"),
         ("team-b", "dev"),
@@ -119,7 +121,7 @@ fn globs_skip_list_and_label_selector_pick_exactly_the_right_namespaces() {
     assert_eq!(out.status, 0, "{}", out.output());
     assert_eq!(with_secret(&kube), ["shared", "team-a", "team-b"]);
 
-    let kube2 = FakeKube::start();
+    let kube2 = kube_with_shipped_rbac();
     for (ns, env) in [("team-a", "prod"), ("team-b", "dev"), ("shared", "staging")] {
         kube2.add_namespace(ns, &[("env", env)]);
     }
@@ -152,7 +154,7 @@ fn globs_skip_list_and_label_selector_pick_exactly_the_right_namespaces() {
 
 #[test]
 fn a_new_namespace_gets_its_secret_within_seconds_from_the_cached_token() {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     kube.add_namespace("existing", &[]);
     let ecr = ecr();
     let mut daemon = start_daemon(&kube, &ecr, &[("ECR_CREATE_MISSING", "true")]);
@@ -179,7 +181,7 @@ fn a_new_namespace_gets_its_secret_within_seconds_from_the_cached_token() {
 
 #[test]
 fn a_410_during_the_watch_leads_to_a_relist_and_no_missed_namespace() {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     kube.add_namespace("first", &[]);
     let ecr = ecr();
     // The first watch request is cut: the daemon waits a second and watches again from the
@@ -202,7 +204,7 @@ fn a_410_during_the_watch_leads_to_a_relist_and_no_missed_namespace() {
 
 #[test]
 fn two_regions_mean_two_token_calls_and_one_secret_holding_both_hosts() {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     kube.add_namespace("app", &[]);
     let ecr = ecr();
     ecr.set_password_per_region(true);
@@ -249,15 +251,27 @@ fn two_regions_mean_two_token_calls_and_one_secret_holding_both_hosts() {
     );
 }
 
+const SERVICE_ACCOUNTS_VARIANT: &str = "example_deployment/variants/service-accounts";
+
 #[test]
 fn service_accounts_gain_exactly_one_entry_and_keep_the_others() {
+    // The variant as shipped: its Deployment's ECR_SERVICE_ACCOUNTS and its RBAC.
     let kube = FakeKube::start();
+    let shipped = enforce_shipped_rbac(&kube, SERVICE_ACCOUNTS_VARIANT);
+    let configured: Vec<(String, String)> = shipped
+        .daemon_env()
+        .into_iter()
+        .filter(|(k, _)| k == "ECR_SERVICE_ACCOUNTS")
+        .collect();
+    assert_eq!(
+        configured,
+        [("ECR_SERVICE_ACCOUNTS".to_string(), "default".to_string())]
+    );
     kube.add_namespace("app", &[]);
     kube.put_service_account(
         "app",
         json!({"metadata": {"name": "default"}, "imagePullSecrets": [{"name": "other"}]}),
     );
-    kube.put_service_account("app", json!({"metadata": {"name": "builder"}}));
     let ecr = ecr();
     for _ in 0..2 {
         let out = run_once(
@@ -265,9 +279,44 @@ fn service_accounts_gain_exactly_one_entry_and_keep_the_others() {
             &ecr,
             &[
                 ("ECR_CREATE_MISSING", "true"),
-                ("ECR_SERVICE_ACCOUNTS", "default,builder,absent"),
+                ("ECR_SERVICE_ACCOUNTS", "default"),
             ],
         );
+        assert_eq!(out.status, 0, "{}", out.output());
+    }
+    let default = kube.service_account("app", "default").expect("default");
+    assert_eq!(
+        default["imagePullSecrets"],
+        json!([{"name": "other"}, {"name": SECRET}])
+    );
+
+    // More names: the variant says to list them in its role's resourceNames too. Done, each
+    // gains the entry once and a missing one is left alone.
+    let kube = FakeKube::start();
+    let mut objects = shipped.objects.clone();
+    let role = objects
+        .iter_mut()
+        .find(|o| {
+            o["kind"] == "ClusterRole" && o["metadata"]["name"] == "ecr-updater-serviceaccounts"
+        })
+        .expect("the variant's service-account role");
+    role["rules"][0]["resourceNames"] = json!(["default", "builder", "absent"]);
+    kube.enforce_rbac(
+        ecrupdater_testkit::kube::rbac::Rbac::from_objects(&objects).expect("rbac"),
+        shipped.daemon_user().expect("user"),
+    );
+    kube.add_namespace("app", &[]);
+    kube.put_service_account(
+        "app",
+        json!({"metadata": {"name": "default"}, "imagePullSecrets": [{"name": "other"}]}),
+    );
+    kube.put_service_account("app", json!({"metadata": {"name": "builder"}}));
+    let extra = [
+        ("ECR_CREATE_MISSING", "true"),
+        ("ECR_SERVICE_ACCOUNTS", "default,builder,absent"),
+    ];
+    for _ in 0..2 {
+        let out = run_once(&kube, &ecr, &extra);
         assert_eq!(out.status, 0, "{}", out.output());
     }
     let default = kube.service_account("app", "default").expect("default");
@@ -281,11 +330,35 @@ fn service_accounts_gain_exactly_one_entry_and_keep_the_others() {
         kube.service_account("app", "absent").is_none(),
         "a missing service account is left alone"
     );
+
+    // Without that change the shipped RBAC refuses the other names, and the daemon says so.
+    let kube = FakeKube::start();
+    enforce_shipped_rbac(&kube, SERVICE_ACCOUNTS_VARIANT);
+    kube.add_namespace("app", &[]);
+    kube.put_service_account("app", json!({"metadata": {"name": "builder"}}));
+    let env = env_for(&kube, &ecr, &extra);
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let out = run(&pairs, &["--once"], Duration::from_secs(60));
+    assert!(
+        out.output().lines().any(|l| l.starts_with("ERROR")
+            && l.contains("app/builder")
+            && l.contains("serviceaccounts \"builder\" is forbidden")),
+        "{}",
+        out.output()
+    );
+    assert_eq!(
+        kube.forbidden_requests(),
+        [
+            "GET /api/v1/namespaces/app/serviceaccounts/builder",
+            "GET /api/v1/namespaces/app/serviceaccounts/absent"
+        ]
+    );
+    assert!(kube.service_account("app", "builder").expect("builder")["imagePullSecrets"].is_null());
 }
 
 #[test]
 fn steady_state_sends_only_the_updates_and_the_paged_list() {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     let n = 1200;
     for i in 0..n {
         kube.add_namespace(&format!("ns-{i:04}"), &[]);
@@ -347,4 +420,5 @@ fn steady_state_sends_only_the_updates_and_the_paged_list() {
         recreated["type"], "kubernetes.io/dockercfg",
         "the type of the new secret is respected"
     );
+    assert_nothing_forbidden(&kube);
 }

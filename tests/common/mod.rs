@@ -3,6 +3,8 @@
 //! and checking that no credential reached the output.
 #![allow(dead_code)]
 
+pub mod fake;
+
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

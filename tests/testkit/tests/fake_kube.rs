@@ -646,21 +646,49 @@ fn patch_semantics() {
         &json!({"data": {"x": b64("1")}}),
     );
     assert_eq!(r.status, 200);
-    // UID precondition.
+    // A PATCH carries no preconditions: another uid in the patched object is ValidateObjectMetaUpdate's
+    // 422 "field is immutable" (merge, strategic and JSON patch alike), and nothing is written.
+    let before = k.secret("ns", "pull").unwrap();
+    for (ct, body) in [
+        (
+            "application/merge-patch+json",
+            json!({"metadata": {"uid": "not-the-uid"}, "data": {"x": b64("2")}}),
+        ),
+        (
+            "application/strategic-merge-patch+json",
+            json!({"metadata": {"uid": "not-the-uid"}, "data": {"x": b64("2")}}),
+        ),
+        (
+            "application/json-patch+json",
+            json!([{"op": "replace", "path": "/metadata/uid", "value": "not-the-uid"},
+                   {"op": "add", "path": "/data/x", "value": b64("2")}]),
+        ),
+    ] {
+        let r = patch(&a, &one, ct, &body);
+        assert_eq!(r.status, 422, "{ct}: {}", r.text);
+        assert_eq!(
+            r.json(),
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                   "message": "Secret \"pull\" is invalid: metadata.uid: Invalid value: \"not-the-uid\": field is immutable",
+                   "reason": "Invalid",
+                   "details": {"name": "pull", "kind": "Secret", "causes": [
+                       {"reason": "FieldValueInvalid", "message": "Invalid value: \"not-the-uid\": field is immutable",
+                        "field": "metadata.uid"}]},
+                   "code": 422}),
+            "{ct}"
+        );
+    }
+    assert_eq!(k.secret("ns", "pull").unwrap(), before, "nothing written");
+    // A stale resourceVersion is checked before validation: 409, even with a stale uid.
     let r = patch(
         &a,
         &one,
         "application/merge-patch+json",
-        &json!({"metadata": {"uid": "not-the-uid"}}),
+        &json!({"metadata": {"uid": "not-the-uid", "resourceVersion": rv}}),
     );
-    assert_eq!(r.status, 409);
-    let m = r.json()["message"].as_str().unwrap().to_string();
-    assert!(
-        m.contains(&format!(
-            "Precondition failed: UID in precondition: not-the-uid, UID in object meta: {uid}"
-        )),
-        "{m}"
-    );
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert_eq!(r.json()["reason"], "Conflict");
+    // The right uid, or none at all, patches.
     let r = patch(
         &a,
         &one,
@@ -668,6 +696,32 @@ fn patch_semantics() {
         &json!({"metadata": {"uid": uid}}),
     );
     assert_eq!(r.status, 200);
+    let r = patch(
+        &a,
+        &one,
+        "application/merge-patch+json",
+        &json!({"metadata": {"uid": null}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["metadata"]["uid"], uid.as_str());
+    // A PUT whose body carries a stale uid is a precondition: 409.
+    let mut stale = r.json();
+    stale["metadata"]["uid"] = json!("not-the-uid");
+    stale["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resourceVersion");
+    let r = put_json(&a, &one, &stale);
+    assert_eq!(r.status, 409);
+    assert_eq!(r.json()["reason"], "Conflict");
+    let m = r.json()["message"].as_str().unwrap().to_string();
+    assert!(
+        m.starts_with("Operation cannot be fulfilled on secrets \"pull\": ")
+            && m.contains(&format!(
+                "Precondition failed: UID in precondition: not-the-uid, UID in object meta: {uid}"
+            )),
+        "{m}"
+    );
 
     // Strategic merge patch merges the data map; stringData lands in data.
     let r = patch(

@@ -15,7 +15,7 @@
 
 use super::store::{Res, meta_name, with_kind};
 use super::validation::{normalize_secret, normalize_service_account};
-use super::{Fault, FaultKind, Inner, mark_terminating, namespace_object};
+use super::{Fault, FaultKind, Inner, Mutation, mark_terminating, namespace_object};
 use crate::http::{Request, Response};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -47,6 +47,31 @@ pub(crate) fn delete_namespace(inner: &Inner, name: &str) -> bool {
     drop(st);
     inner.notify();
     true
+}
+
+/// Admin delete of one namespaced object.
+pub(crate) fn delete_object(inner: &Inner, res: Res, ns: &str, name: &str) -> bool {
+    let deleted = inner.lock().store.delete(res, ns, name).is_some();
+    inner.notify();
+    deleted
+}
+
+/// Carries out a [`Mutation`] (someone else's change).
+pub(crate) fn mutate(inner: &Inner, m: &Mutation) {
+    match m {
+        Mutation::DeleteSecret { namespace, name } => {
+            delete_object(inner, Res::Secrets, namespace, name);
+        }
+        Mutation::PutSecret { namespace, secret } => {
+            put_object(inner, Res::Secrets, namespace, secret.clone());
+        }
+        Mutation::DeleteNamespace(name) => {
+            delete_namespace(inner, name);
+        }
+        Mutation::TerminateNamespace(name) => {
+            terminate_namespace(inner, name);
+        }
+    }
 }
 
 /// Admin insert/replace without validation (keeps uid/creationTimestamp of an existing object).

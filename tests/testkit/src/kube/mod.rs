@@ -10,6 +10,7 @@
 mod admin;
 mod fieldmanager;
 mod patch;
+pub mod rbac;
 mod routes;
 mod selectors;
 mod status;
@@ -74,6 +75,22 @@ pub enum FaultKind {
     Conflict,
     /// 410 Gone, reason Expired (as for a too-old continue token).
     Gone,
+    /// Another client changes the store just before this request is served (deterministically
+    /// "between the daemon's read and its write"); then the request is answered normally.
+    Mutate(Mutation),
+}
+
+/// A change made by someone else, for [`FaultKind::Mutate`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mutation {
+    /// The secret is deleted.
+    DeleteSecret { namespace: String, name: String },
+    /// A secret is inserted or replaced (an admin write: new uid when it did not exist).
+    PutSecret { namespace: String, secret: Value },
+    /// The namespace and everything in it are deleted.
+    DeleteNamespace(String),
+    /// The namespace starts terminating.
+    TerminateNamespace(String),
 }
 
 pub(crate) struct State {
@@ -87,6 +104,10 @@ pub(crate) struct State {
     pub bookmark_interval: Duration,
     pub stats: BTreeMap<String, u64>,
     pub admin: bool,
+    /// When set, every request is authorized as this user against these rules.
+    pub rbac: Option<(rbac::Rbac, rbac::User)>,
+    /// `METHOD path` of every request RBAC refused.
+    pub forbidden: Vec<String>,
 }
 
 pub(crate) struct Inner {
@@ -161,6 +182,8 @@ impl FakeKube {
                 bookmark_interval: Duration::from_secs(1),
                 stats: BTreeMap::new(),
                 admin: false,
+                rbac: None,
+                forbidden: Vec::new(),
             }),
             changed: Condvar::new(),
             stop: AtomicBool::new(false),
@@ -231,6 +254,11 @@ impl FakeKube {
         admin::put_object(&self.inner, Res::Secrets, namespace, secret);
     }
 
+    /// Deletes a secret (DELETED event), as another client would. Unknown names are ignored.
+    pub fn delete_secret(&self, namespace: &str, name: &str) {
+        admin::delete_object(&self.inner, Res::Secrets, namespace, name);
+    }
+
     /// The stored secret, as a GET returns it (with kind/apiVersion).
     pub fn secret(&self, namespace: &str, name: &str) -> Option<Value> {
         let st = self.inner.lock();
@@ -295,6 +323,28 @@ impl FakeKube {
     /// When Some: requests without `Authorization: Bearer <token>` get 401.
     pub fn require_bearer_token(&self, token: Option<&str>) {
         self.inner.lock().bearer = token.map(str::to_string);
+    }
+
+    /// From now on, authorizes every request (but `/_admin/`) as `user` against `rbac`, as the
+    /// kube-apiserver's RBAC authorizer does: what no rule allows gets the real 403 Forbidden.
+    pub fn enforce_rbac(&self, rbac: rbac::Rbac, user: rbac::User) {
+        self.inner.lock().rbac = Some((rbac, user));
+    }
+
+    /// Renders the kustomization in `dir` and enforces its RBAC for the identity its Deployment
+    /// (or CronJob) runs as; returns the rendered manifests. Needs kubectl and python3's yaml.
+    pub fn enforce_rbac_of(&self, dir: &std::path::Path) -> Result<rbac::Manifests, String> {
+        let manifests = rbac::Manifests::render(dir)?;
+        let user = manifests
+            .daemon_user()
+            .ok_or_else(|| format!("{}: no Deployment or CronJob", dir.display()))?;
+        self.enforce_rbac(manifests.rbac()?, user);
+        Ok(manifests)
+    }
+
+    /// `METHOD path` of every request RBAC refused so far.
+    pub fn forbidden_requests(&self) -> Vec<String> {
+        self.inner.lock().forbidden.clone()
     }
 
     /// Caps every page at `n` items when the client paginates (sends `limit`).
