@@ -1527,3 +1527,89 @@ fn server_side_apply_conflicts() {
         "conflict with \"kubectl-edit\" using v1"
     );
 }
+
+#[test]
+fn rbac_from_the_shipped_default_install() {
+    let (k, a) = kube_with(&["team-a"]);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../example_deployment");
+    let manifests = k.enforce_rbac_of(&dir).expect("render the default install");
+    assert_eq!(
+        manifests.daemon_user().expect("user").name,
+        "system:serviceaccount:ecr-updater:ecr-updater"
+    );
+    let base = k.base_url();
+    let who = "User \"system:serviceaccount:ecr-updater:ecr-updater\"";
+    // Allowed: the namespace list and watch, the pull secret by name, create.
+    assert_eq!(get(&a, &format!("{base}/api/v1/namespaces")).status, 200);
+    let r = get(
+        &a,
+        &format!("{base}/api/v1/namespaces/team-a/secrets/ecr-pull"),
+    );
+    assert_eq!(
+        (r.status, r.json()["reason"].clone()),
+        (404, json!("NotFound"))
+    );
+    let url = secrets_url(&k, "team-a");
+    assert_eq!(post_json(&a, &url, &docker_secret("ecr-pull")).status, 201);
+    let r = patch(
+        &a,
+        &format!("{url}/ecr-pull"),
+        "application/merge-patch+json",
+        &json!({"metadata": {"labels": {"x": "y"}}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    // Refused, with the apiserver's messages: other names, listing secrets, deleting, namespaces.
+    let cases = [
+        (
+            get(&a, &format!("{url}/other")),
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                   "message": format!("secrets \"other\" is forbidden: {who} cannot get resource \"secrets\" in API group \"\" in the namespace \"team-a\""),
+                   "reason": "Forbidden", "details": {"name": "other", "kind": "secrets"}, "code": 403}),
+        ),
+        (
+            get(&a, &format!("{base}/api/v1/secrets")),
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                   "message": format!("secrets is forbidden: {who} cannot list resource \"secrets\" in API group \"\" at the cluster scope"),
+                   "reason": "Forbidden", "details": {"kind": "secrets"}, "code": 403}),
+        ),
+        (
+            get(&a, &url),
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                   "message": format!("secrets is forbidden: {who} cannot list resource \"secrets\" in API group \"\" in the namespace \"team-a\""),
+                   "reason": "Forbidden", "details": {"kind": "secrets"}, "code": 403}),
+        ),
+        (
+            send(&a, "DELETE", &format!("{url}/ecr-pull"), None, None),
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                   "message": format!("secrets \"ecr-pull\" is forbidden: {who} cannot delete resource \"secrets\" in API group \"\" in the namespace \"team-a\""),
+                   "reason": "Forbidden", "details": {"name": "ecr-pull", "kind": "secrets"}, "code": 403}),
+        ),
+        (
+            get(&a, &format!("{base}/api/v1/namespaces/team-a")),
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                   "message": format!("namespaces \"team-a\" is forbidden: {who} cannot get resource \"namespaces\" in API group \"\" in the namespace \"team-a\""),
+                   "reason": "Forbidden", "details": {"name": "team-a", "kind": "namespaces"}, "code": 403}),
+        ),
+        (
+            get(
+                &a,
+                &format!("{base}/api/v1/namespaces/team-a/serviceaccounts/default"),
+            ),
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                   "message": format!("serviceaccounts \"default\" is forbidden: {who} cannot get resource \"serviceaccounts\" in API group \"\" in the namespace \"team-a\""),
+                   "reason": "Forbidden", "details": {"name": "default", "kind": "serviceaccounts"}, "code": 403}),
+        ),
+    ];
+    for (r, want) in cases {
+        assert_eq!(r.status, 403, "{}", r.text);
+        assert_eq!(r.json(), want);
+    }
+    assert_eq!(k.forbidden_requests().len(), 6);
+    assert!(
+        k.secret("team-a", "ecr-pull").is_some(),
+        "the refused delete changed nothing"
+    );
+    // Discovery stays open to every authenticated identity.
+    assert_eq!(get(&a, &format!("{base}/version")).status, 200);
+    assert_eq!(get(&a, &format!("{base}/api")).status, 200);
+}

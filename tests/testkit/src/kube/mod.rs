@@ -5,7 +5,8 @@
 //!
 //! Submodules: `store` (objects, resourceVersions, event log, paging), `routes` (the REST surface),
 //! `watch` (chunked watch streams), `validation`, `selectors`, `patch`, `status` (Status bodies),
-//! `admin` (the `/_admin/` endpoints of the `fake-kube` binary).
+//! `rbac` (RBAC from rendered kustomizations, enforced when asked), `admin` (the `/_admin/`
+//! endpoints of the `fake-kube` binary, and the changes a `Mutate` fault makes).
 
 mod admin;
 mod fieldmanager;
