@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use ecrupdater_testkit::{FakeKube, Fault, FaultKind};
+use ecrupdater_testkit::{FakeKube, Fault, FaultKind, Mutation};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -1116,6 +1116,34 @@ fn faults() {
     let t = Instant::now();
     assert_eq!(get(&a, &format!("{base}/api/v1/namespaces")).status, 200);
     assert!(t.elapsed() >= Duration::from_millis(150));
+
+    // Mutate: someone else's change lands just before the request, which is then served.
+    k.put_secret("ns", docker_secret("gone"));
+    k.inject(Fault::new(
+        Some("GET"),
+        "/api/v1/namespaces/ns/secrets/gone",
+        FaultKind::Mutate(Mutation::DeleteSecret {
+            namespace: "ns".into(),
+            name: "gone".into(),
+        }),
+    ));
+    let r = get(&a, &format!("{base}/api/v1/namespaces/ns/secrets/gone"));
+    assert_eq!(r.status, 404, "{}", r.text);
+    k.inject(Fault::new(
+        Some("POST"),
+        "/api/v1/namespaces/ns/secrets",
+        FaultKind::Mutate(Mutation::TerminateNamespace("ns".into())),
+    ));
+    let r = post_json(
+        &a,
+        &format!("{base}/api/v1/namespaces/ns/secrets"),
+        &docker_secret("late"),
+    );
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(
+        r.json()["details"]["causes"][0]["reason"],
+        "NamespaceTerminating"
+    );
 
     k.inject(Fault::new(None, "/x", FaultKind::Reset));
     k.clear_faults();
