@@ -5,7 +5,10 @@
 //! Per namespace: read the secret by name; if it is a `dockerconfigjson` or `dockercfg` secret,
 //! merge-patch only its payload key and the expiry annotation (other keys, labels, annotations
 //! and the type stay); if it is missing and creation is on, create it with the real credentials;
-//! leave any other type alone with a warning.
+//! leave any other type alone with a warning. A secret known from an earlier cycle is patched
+//! without a read, guarded by its uid; when it was changed or deleted and re-created meanwhile,
+//! it is read again and written in its own type. Every namespace's write path is a bounded
+//! sequence of requests: after a read, at most two writes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

@@ -588,9 +588,9 @@ fn a_secret_deleted_and_created_again_is_written_in_its_own_type_and_stays_serve
 }
 
 #[test]
-fn a_known_secrets_patch_refused_for_another_reason_fails_without_reading_again() {
+fn a_known_secrets_patch_is_read_again_only_when_it_met_another_object() {
     let kube = kube_with_shipped_rbac();
-    for ns in ["forbidden", "invalid"] {
+    for ns in ["busy", "forbidden", "invalid"] {
         kube.add_namespace(ns, &[]);
     }
     let ecr = ecr();
@@ -611,9 +611,33 @@ fn a_known_secrets_patch_refused_for_another_reason_fails_without_reading_again(
         &format!("/api/v1/namespaces/invalid/secrets/{SECRET}"),
         FaultKind::Status(422, "Invalid".into()),
     ));
+    // busy: the known patch and the one after the re-read conflict, the last one allowed passes.
+    kube.inject(
+        Fault::new(
+            Some("PATCH"),
+            &format!("/api/v1/namespaces/busy/secrets/{SECRET}"),
+            FaultKind::Conflict,
+        )
+        .times(2),
+    );
     ecr.set_token("AWS", "the-second-password-abcdefghijklmn", 4.0e9);
     kube.clear_requests();
     let second = daemon.cycle(true).expect("second cycle");
+    assert_eq!(second.updated(), 1);
+    let busy: Vec<String> = requests_in(&kube, "busy")
+        .iter()
+        .map(|r| r.split(' ').next().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(busy, ["PATCH", "GET", "PATCH", "GET", "PATCH"]);
+    assert_eq!(
+        auths(&kube.secret("busy", SECRET).expect("busy"))
+            .as_object()
+            .expect("auths")
+            .values()
+            .next()
+            .expect("a login")["password"],
+        "the-second-password-abcdefghijklmn"
+    );
     let failures = second.failures();
     assert_eq!(failures.len(), 2, "{failures:?}");
     assert!(failures[0].0 == "forbidden" && failures[0].1.contains("HTTP 403 Forbidden"));
