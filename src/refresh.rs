@@ -193,9 +193,7 @@ enum Step {
 /// A patch decided on after a read.
 struct Plan {
     format: Format,
-    /// The uid read: the patch applies only to that very object.
-    uid: Option<String>,
-    /// The merge patch, without the uid.
+    /// The merge patch, carrying the uid read: it applies only to that very object.
     patch: Value,
     written: u64,
 }
@@ -442,14 +440,10 @@ impl Refresher {
             log::info!("{namespace}/{name}: would update ({secret_type})");
             return Flow::Done(Outcome::Updated);
         }
-        let uid = secret
-            .pointer("/metadata/uid")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        let uid = secret.pointer("/metadata/uid").and_then(Value::as_str);
         Flow::Next(Step::Patch(Plan {
             format,
-            uid,
-            patch: payload_patch(format, &payload, &expiry, None),
+            patch: payload_patch(format, &payload, &expiry, uid),
             written,
         }))
     }
@@ -505,11 +499,7 @@ impl Refresher {
     /// Patches the secret just read, guarded by its uid (`last`: no write may follow).
     fn patch(&mut self, client: &KubeClient, namespace: &str, plan: &Plan, last: bool) -> Flow {
         let name = self.targets.secret_name.clone();
-        let mut patch = plan.patch.clone();
-        if let Some(uid) = &plan.uid {
-            patch["metadata"]["uid"] = Value::String(uid.clone());
-        }
-        match secrets::merge_patch(client, namespace, &name, &patch) {
+        match secrets::merge_patch(client, namespace, &name, &plan.patch) {
             Ok(patched) => {
                 log::info!(
                     "{namespace}/{name}: updated ({})",

@@ -569,6 +569,50 @@ fn a_secret_deleted_between_read_and_write_is_created_again_or_left_absent() {
 }
 
 #[test]
+fn a_secret_re_created_between_read_and_write_is_written_in_its_new_type() {
+    let p = peers(&["a"]);
+    p.kube.put_secret(
+        "a",
+        json!({"metadata": {"name": SECRET}, "type": "kubernetes.io/dockerconfigjson",
+               "data": {".dockerconfigjson": b64(r#"{"auths":{}}"#)}}),
+    );
+    // Deleted and created again as a dockercfg secret right after the daemon read it.
+    p.kube.inject(Fault::new(
+        Some("PATCH"),
+        &format!("/api/v1/namespaces/a/secrets/{SECRET}"),
+        FaultKind::Mutate(Mutation::RecreateSecret {
+            namespace: "a".into(),
+            secret: json!({"metadata": {"name": SECRET}, "type": "kubernetes.io/dockercfg",
+                           "data": {".dockercfg": b64(r#"{"https://x":{"auth":"eDp5"}}"#)}}),
+        }),
+    ));
+    let run = p.run(&[], &["--once"]);
+    assert_eq!(run.status, 0, "{}", run.output());
+    let secret = p.kube.secret("a", SECRET).expect("a");
+    assert_eq!(secret["type"], "kubernetes.io/dockercfg");
+    let keys: Vec<&String> = secret["data"].as_object().expect("data").keys().collect();
+    assert_eq!(keys, [".dockercfg"], "no stray key");
+    assert_eq!(
+        payload(&secret)[format!("https://{}", p.host)]["password"],
+        PASSWORD
+    );
+    let verbs: Vec<String> = p
+        .kube
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/a/"))
+        .map(|r| r.method.clone())
+        .collect();
+    assert_eq!(verbs, ["GET", "PATCH", "GET", "PATCH"]);
+    assert!(
+        run.output()
+            .contains("HTTP 422 Invalid: Secret \"ecr-pull\" is invalid: metadata.uid"),
+        "{}",
+        run.output()
+    );
+}
+
+#[test]
 fn a_namespace_deleted_between_read_and_create_is_skipped_quietly() {
     let p = peers(&["gone", "kept"]);
     p.kube.inject(Fault::new(

@@ -65,6 +65,10 @@ pub(crate) fn mutate(inner: &Inner, m: &Mutation) {
         Mutation::PutSecret { namespace, secret } => {
             put_object(inner, Res::Secrets, namespace, secret.clone());
         }
+        Mutation::RecreateSecret { namespace, secret } => {
+            delete_object(inner, Res::Secrets, namespace, &meta_name(secret));
+            put_object(inner, Res::Secrets, namespace, secret.clone());
+        }
         Mutation::DeleteNamespace(name) => {
             delete_namespace(inner, name);
         }

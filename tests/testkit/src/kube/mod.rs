@@ -88,6 +88,8 @@ pub enum Mutation {
     DeleteSecret { namespace: String, name: String },
     /// A secret is inserted or replaced (an admin write: new uid when it did not exist).
     PutSecret { namespace: String, secret: Value },
+    /// The secret of that name is deleted and this one created in its place (a new uid).
+    RecreateSecret { namespace: String, secret: Value },
     /// The namespace and everything in it are deleted.
     DeleteNamespace(String),
     /// The namespace starts terminating.
