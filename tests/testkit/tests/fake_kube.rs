@@ -1640,4 +1640,39 @@ fn rbac_from_the_shipped_default_install() {
     // Discovery stays open to every authenticated identity.
     assert_eq!(get(&a, &format!("{base}/version")).status, 200);
     assert_eq!(get(&a, &format!("{base}/api")).status, 200);
+
+    // The same through the admin endpoints (for the fake-kube binary).
+    let k = FakeKube::start();
+    k.enable_admin();
+    let base = k.base_url();
+    let r = post_json(
+        &a,
+        &format!("{base}/_admin/rbac"),
+        &json!({"kustomization": dir.join("variants/single-namespace")}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.json()["user"],
+        "system:serviceaccount:ecr-updater:ecr-updater"
+    );
+    let r = get(
+        &a,
+        &format!("{base}/api/v1/namespaces/team-b/secrets/ecr-pull"),
+    );
+    assert_eq!(r.status, 403, "{}", r.text);
+    let r = get(
+        &a,
+        &format!("{base}/api/v1/namespaces/team-a/secrets/ecr-pull"),
+    );
+    assert_eq!(r.status, 404, "{}", r.text);
+    assert_eq!(
+        get(&a, &format!("{base}/_admin/forbidden")).json(),
+        json!(["GET /api/v1/namespaces/team-b/secrets/ecr-pull"])
+    );
+    let r = post_json(
+        &a,
+        &format!("{base}/_admin/rbac"),
+        &json!({"kustomization": "/nonexistent"}),
+    );
+    assert_eq!(r.status, 400);
 }

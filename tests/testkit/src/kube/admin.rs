@@ -12,6 +12,9 @@
 //! - `POST /_admin/compact`, `POST /_admin/expire-continue-tokens`
 //! - `POST /_admin/config` `{"max_page_size":n|null,"ignore_limit":b,"empty_pages":b,
 //!   "bearer_token":s|null,"bookmark_interval_ms":n}` (each member optional)
+//! - `POST /_admin/rbac` `{"kustomization":"DIR"}`: renders DIR with `kubectl kustomize` and
+//!   enforces its RBAC for the service account its Deployment or CronJob runs as (answers
+//!   `{"user":..}`); `GET /_admin/forbidden` -> `["METHOD path", ..]` of the requests refused
 
 use super::store::{Res, meta_name, with_kind};
 use super::validation::{normalize_secret, normalize_service_account};
@@ -337,6 +340,27 @@ pub(crate) fn handle(inner: &Inner, req: &Request) -> Response {
             }
             ok(json!({}))
         }
+        ("POST", ["rbac"]) => {
+            let Some(dir) = body.get("kustomization").and_then(Value::as_str) else {
+                return err(400, "kustomization (a folder) is required");
+            };
+            let rendered =
+                super::rbac::Manifests::render(std::path::Path::new(dir)).and_then(|m| {
+                    Ok((
+                        m.rbac()?,
+                        m.daemon_user().ok_or("no Deployment or CronJob")?,
+                    ))
+                });
+            match rendered {
+                Ok((rbac, user)) => {
+                    let name = user.name.clone();
+                    inner.lock().rbac = Some((rbac, user));
+                    ok(json!({"user": name}))
+                }
+                Err(e) => err(400, &e),
+            }
+        }
+        ("GET", ["forbidden"]) => ok(json!(inner.lock().forbidden.clone())),
         _ => err(404, "unknown admin endpoint"),
     }
 }
