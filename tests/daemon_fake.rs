@@ -613,6 +613,85 @@ fn a_secret_re_created_between_read_and_write_is_written_in_its_new_type() {
 }
 
 #[test]
+fn a_secret_deleted_and_recreated_around_every_write_fails_after_two_writes() {
+    let p = peers(&["a"]);
+    let stale = json!({"metadata": {"name": SECRET}, "type": "kubernetes.io/dockerconfigjson",
+                       "data": {".dockerconfigjson": b64(r#"{"auths":{}}"#)}});
+    p.kube.put_secret("a", stale.clone());
+    // Deleted right after the read (the patch is 404), back right before the create (409).
+    p.kube.inject(Fault::new(
+        Some("PATCH"),
+        &format!("/api/v1/namespaces/a/secrets/{SECRET}"),
+        FaultKind::Mutate(Mutation::DeleteSecret {
+            namespace: "a".into(),
+            name: SECRET.into(),
+        }),
+    ));
+    p.kube.inject(Fault::new(
+        Some("POST"),
+        "/api/v1/namespaces/a/secrets",
+        FaultKind::Mutate(Mutation::PutSecret {
+            namespace: "a".into(),
+            secret: stale,
+        }),
+    ));
+    let run = p.run(&[("ECR_CREATE_MISSING", "true")], &["--once"]);
+    assert_eq!(run.status, 1, "{}", run.output());
+    let verbs: Vec<String> = p
+        .kube
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/a/"))
+        .map(|r| r.method.clone())
+        .collect();
+    assert_eq!(
+        verbs,
+        ["GET", "PATCH", "POST"],
+        "two writes after the read, no more"
+    );
+    assert!(
+        run.output().lines().any(|l| l.starts_with("ERROR")
+            && l.contains("a/ecr-pull: POST /api/v1/namespaces/a/secrets: HTTP 409 AlreadyExists")
+            && l.contains("trying again at the next refresh")),
+        "{}",
+        run.output()
+    );
+}
+
+#[test]
+fn a_patch_refused_for_another_reason_fails_the_namespace() {
+    let p = peers(&["a"]);
+    p.kube.put_secret(
+        "a",
+        json!({"metadata": {"name": SECRET}, "type": "kubernetes.io/dockerconfigjson",
+               "data": {".dockerconfigjson": b64(r#"{"auths":{}}"#)}}),
+    );
+    p.kube.inject(Fault::new(
+        Some("PATCH"),
+        &format!("/api/v1/namespaces/a/secrets/{SECRET}"),
+        FaultKind::Status(422, "Invalid".into()),
+    ));
+    let run = p.run(&[], &["--once"]);
+    assert_eq!(run.status, 1, "{}", run.output());
+    assert!(
+        run.output().lines().any(|l| l.starts_with("ERROR")
+            && l.contains(
+                "a/ecr-pull: PATCH /api/v1/namespaces/a/secrets/ecr-pull: HTTP 422 Invalid"
+            )),
+        "{}",
+        run.output()
+    );
+    let verbs: Vec<String> = p
+        .kube
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/a/"))
+        .map(|r| r.method.clone())
+        .collect();
+    assert_eq!(verbs, ["GET", "PATCH"]);
+}
+
+#[test]
 fn a_namespace_deleted_between_read_and_create_is_skipped_quietly() {
     let p = peers(&["gone", "kept"]);
     p.kube.inject(Fault::new(
