@@ -5,7 +5,10 @@
 //! Per namespace: read the secret by name; if it is a `dockerconfigjson` or `dockercfg` secret,
 //! merge-patch only its payload key and the expiry annotation (other keys, labels, annotations
 //! and the type stay); if it is missing and creation is on, create it with the real credentials;
-//! leave any other type alone with a warning.
+//! leave any other type alone with a warning. A secret known from an earlier cycle is patched
+//! without a read, guarded by its uid; when it was changed or deleted and re-created meanwhile,
+//! it is read again and written in its own type. Every namespace's write path is a bounded
+//! sequence of requests: after a read, at most two writes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -162,7 +165,8 @@ impl fmt::Display for CycleReport {
 }
 
 /// What a cycle learnt about one namespace's secret, so the next refresh can patch it
-/// straight away (its type cannot change; the uid precondition catches a re-created secret).
+/// straight away (its type cannot change; the uid in the patch catches a re-created secret,
+/// which may have another type).
 #[derive(Debug, Clone)]
 struct Known {
     uid: String,
@@ -171,6 +175,45 @@ struct Known {
     written: u64,
     /// Every configured service account lists the secret.
     service_accounts_done: bool,
+}
+
+/// Writes of one secret after a read, per cycle: the first, and one retry after a re-read.
+const MAX_WRITES: u32 = 2;
+/// Requests of one secret's write path, per cycle: a patch of the known secret, then a read and
+/// a write for each of the [`MAX_WRITES`] writes (a bound on the loop, never reached).
+const MAX_STEPS: usize = 1 + 2 * MAX_WRITES as usize;
+
+/// The next request of a secret's write path.
+enum Step {
+    /// Patch the secret known from an earlier cycle, without reading it.
+    PatchKnown(Known),
+    /// Read the secret by name.
+    Read,
+    /// Create the secret.
+    Create,
+    /// Patch the secret just read.
+    Patch(Plan),
+}
+
+/// A patch decided on after a read.
+struct Plan {
+    format: Format,
+    /// The merge patch, carrying the uid read: it applies only to that very object.
+    patch: Value,
+    written: u64,
+}
+
+/// What a step leads to.
+enum Flow {
+    Done(Outcome),
+    Next(Step),
+}
+
+/// The failure of a namespace whose secret kept changing under the write budget.
+fn gave_up(e: &KubeError) -> Outcome {
+    Outcome::Failed(format!(
+        "{e}; the secret kept changing during {MAX_WRITES} writes: trying again at the next refresh"
+    ))
 }
 
 /// Keeps the targets' secrets current, cycle after cycle, remembering what it learnt.
@@ -263,45 +306,63 @@ impl Refresher {
         outcome
     }
 
+    /// The secret's write path: a bounded sequence of steps, each one request. A secret known
+    /// from an earlier cycle is patched straight away; if that patch meets another object (a 409
+    /// Conflict, or the 422 a real API server gives when the secret was deleted and re-created
+    /// under another uid) or none, it is read again and written in its own type. After a read, at
+    /// most [`MAX_WRITES`] writes follow (the first and one retry after a re-read), so a server
+    /// that keeps changing the answer costs a few requests and fails the namespace for this cycle.
     fn serve_secret(&mut self, client: &KubeClient, token: &Token, namespace: &str) -> Outcome {
-        if let Some(known) = self.known.get(namespace).cloned() {
-            return self.patch_known(client, token, namespace, &known);
-        }
-        let name = &self.targets.secret_name;
-        let existing = match secrets::get(client, namespace, name) {
-            Ok(existing) => existing,
-            Err(e) => return Outcome::Failed(e.to_string()),
+        let mut step = match self.known.get(namespace) {
+            Some(known) => Step::PatchKnown(known.clone()),
+            None => Step::Read,
         };
-        match existing {
-            Some(secret) => self.update(client, token, namespace, &secret, true),
-            None if !self.targets.create_missing => {
-                Outcome::Skipped("no such secret (ECR_CREATE_MISSING is off)".into())
+        let mut writes = 0;
+        for _ in 0..MAX_STEPS {
+            let flow = match step {
+                Step::PatchKnown(known) => self.patch_known(client, token, namespace, &known),
+                Step::Read => self.read(client, token, namespace),
+                Step::Create => {
+                    writes += 1;
+                    self.create(client, token, namespace, writes >= MAX_WRITES)
+                }
+                Step::Patch(plan) => {
+                    writes += 1;
+                    self.patch(client, namespace, &plan, writes >= MAX_WRITES)
+                }
+            };
+            match flow {
+                Flow::Done(outcome) => return outcome,
+                Flow::Next(next) => step = next,
             }
-            None => self.create(client, token, namespace),
         }
+        // Unreachable with the budget above (every path ends within MAX_STEPS); a bound all the same.
+        Outcome::Failed(format!(
+            "no result after {MAX_STEPS} requests; trying again at the next refresh"
+        ))
     }
 
-    /// A secret whose uid and type are known: one merge patch, no read.
+    /// A secret whose uid and type are known: one merge patch carrying the uid, no read.
     fn patch_known(
         &mut self,
         client: &KubeClient,
         token: &Token,
         namespace: &str,
         known: &Known,
-    ) -> Outcome {
+    ) -> Flow {
         let name = self.targets.secret_name.clone();
         let payload = known.format.payload_base64(&token.logins);
         let expiry = token.expires_rfc3339();
         let written = fingerprint(&payload, &expiry);
         if written == known.written {
-            return Outcome::Unchanged;
+            return Flow::Done(Outcome::Unchanged);
         }
         if self.targets.dry_run {
             log::info!(
                 "{namespace}/{name}: would update ({})",
                 known.format.secret_type()
             );
-            return Outcome::Updated;
+            return Flow::Done(Outcome::Updated);
         }
         let mut patch = payload_patch(known.format, &payload, &expiry, Some(&known.uid));
         patch["metadata"]["annotations"][VERIFIED_ANNOTATION] = verified_value(token);
@@ -314,15 +375,14 @@ impl Refresher {
                 if let Some(k) = self.known.get_mut(namespace) {
                     k.written = written;
                 }
-                Outcome::Updated
+                Flow::Done(Outcome::Updated)
             }
-            Err(e) if e.is_conflict() => {
-                // Deleted and re-created (another uid), or changed: read it and start over.
+            Err(e) if secrets::is_other_object(&e) => {
                 log::info!(
-                    "{namespace}/{name}: changed since the last refresh ({e}); reading it again"
+                    "{namespace}/{name}: changed or re-created since the last refresh ({e}); reading it again"
                 );
                 self.known.remove(namespace);
-                self.serve_secret(client, token, namespace)
+                Flow::Next(Step::Read)
             }
             Err(e) if e.is_not_found() => {
                 self.known.remove(namespace);
@@ -330,16 +390,74 @@ impl Refresher {
                     log::info!(
                         "{namespace}/{name}: deleted since the last refresh; creating it again"
                     );
-                    self.create(client, token, namespace)
+                    Flow::Next(Step::Create)
                 } else {
-                    Outcome::Skipped("deleted meanwhile".into())
+                    Flow::Done(Outcome::Skipped("deleted meanwhile".into()))
                 }
             }
-            Err(e) => Outcome::Failed(e.to_string()),
+            Err(e) => Flow::Done(Outcome::Failed(e.to_string())),
         }
     }
 
-    fn create(&mut self, client: &KubeClient, token: &Token, namespace: &str) -> Outcome {
+    /// Reads the secret and decides: create, patch, or nothing to do.
+    fn read(&mut self, client: &KubeClient, token: &Token, namespace: &str) -> Flow {
+        let name = self.targets.secret_name.clone();
+        let secret = match secrets::get(client, namespace, &name) {
+            Ok(Some(secret)) => secret,
+            Ok(None) if self.targets.create_missing => return Flow::Next(Step::Create),
+            Ok(None) => {
+                return Flow::Done(Outcome::Skipped(
+                    "no such secret (ECR_CREATE_MISSING is off)".into(),
+                ));
+            }
+            Err(e) => return Flow::Done(Outcome::Failed(e.to_string())),
+        };
+        let secret_type = secret
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("Opaque");
+        let Some(format) = Format::for_type(secret_type) else {
+            log::warn!(
+                "{namespace}/{name} has type {secret_type}, not a pull-secret type; left untouched"
+            );
+            return Flow::Done(Outcome::Skipped(format!("type {secret_type}")));
+        };
+        if secret.get("immutable").and_then(Value::as_bool) == Some(true) {
+            log::warn!("{namespace}/{name} is immutable; left untouched");
+            return Flow::Done(Outcome::Skipped("immutable".into()));
+        }
+        let payload = format.payload_base64(&token.logins);
+        let expiry = token.expires_rfc3339();
+        let written = fingerprint(&payload, &expiry);
+        let current_payload = secret
+            .pointer(&format!("/data/{}", format.data_key()))
+            .and_then(Value::as_str);
+        let current_expiry = secret
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(EXPIRES_ANNOTATION))
+            .and_then(Value::as_str);
+        if current_payload == Some(payload.as_str()) && current_expiry == Some(expiry.as_str()) {
+            if !self.targets.dry_run {
+                self.remember(namespace, &secret, format, written);
+            }
+            return Flow::Done(Outcome::Unchanged);
+        }
+        if self.targets.dry_run {
+            log::info!("{namespace}/{name}: would update ({secret_type})");
+            return Flow::Done(Outcome::Updated);
+        }
+        let uid = secret.pointer("/metadata/uid").and_then(Value::as_str);
+        let mut patch = payload_patch(format, &payload, &expiry, uid);
+        patch["metadata"]["annotations"][VERIFIED_ANNOTATION] = verified_value(token);
+        Flow::Next(Step::Patch(Plan {
+            format,
+            patch,
+            written,
+        }))
+    }
+
+    /// Creates the secret (`last`: no write may follow, so a race fails the namespace).
+    fn create(&mut self, client: &KubeClient, token: &Token, namespace: &str, last: bool) -> Flow {
         let name = self.targets.secret_name.clone();
         let format = Format::DockerConfigJson;
         if self.targets.dry_run {
@@ -347,7 +465,7 @@ impl Refresher {
                 "{namespace}/{name}: would create ({})",
                 format.secret_type()
             );
-            return Outcome::Created;
+            return Flow::Done(Outcome::Created);
         }
         let payload = format.payload_base64(&token.logins);
         let expiry = token.expires_rfc3339();
@@ -370,94 +488,50 @@ impl Refresher {
             Ok(created) => {
                 log::info!("{namespace}/{name}: created");
                 self.remember(namespace, &created, format, fingerprint(&payload, &expiry));
-                Outcome::Created
+                Flow::Done(Outcome::Created)
             }
             Err(e) if e.is_namespace_terminating() => {
                 log::debug!("{namespace}: being deleted; not creating {name}");
-                Outcome::Skipped("namespace is terminating".into())
+                Flow::Done(Outcome::Skipped("namespace is terminating".into()))
             }
-            Err(e) if e.is_not_found() => Outcome::Skipped("namespace no longer exists".into()),
+            Err(e) if e.is_not_found() => {
+                log::debug!("{namespace}: deleted meanwhile; not creating {name}");
+                Flow::Done(Outcome::Skipped("namespace no longer exists".into()))
+            }
+            Err(e) if e.is_already_exists() && last => Flow::Done(gave_up(&e)),
             Err(e) if e.is_already_exists() => {
                 log::info!("{namespace}/{name}: created by someone else meanwhile; updating it");
-                match secrets::get(client, namespace, &name) {
-                    Ok(Some(secret)) => self.update(client, token, namespace, &secret, true),
-                    Ok(None) => Outcome::Failed(
-                        "the secret exists and then does not: giving up for this cycle".into(),
-                    ),
-                    Err(e) => Outcome::Failed(e.to_string()),
-                }
+                Flow::Next(Step::Read)
             }
-            Err(e) => Outcome::Failed(e.to_string()),
+            Err(e) => Flow::Done(Outcome::Failed(e.to_string())),
         }
     }
 
-    /// Replaces the payload of a secret just read. On a 409 (someone changed or re-created it
-    /// meanwhile) the secret is read again and, when `retry` is set, patched once more.
-    fn update(
-        &mut self,
-        client: &KubeClient,
-        token: &Token,
-        namespace: &str,
-        secret: &Value,
-        retry: bool,
-    ) -> Outcome {
+    /// Patches the secret just read, guarded by its uid (`last`: no write may follow).
+    fn patch(&mut self, client: &KubeClient, namespace: &str, plan: &Plan, last: bool) -> Flow {
         let name = self.targets.secret_name.clone();
-        let secret_type = secret
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("Opaque");
-        let Some(format) = Format::for_type(secret_type) else {
-            log::warn!(
-                "{namespace}/{name} has type {secret_type}, not a pull-secret type; left untouched"
-            );
-            return Outcome::Skipped(format!("type {secret_type}"));
-        };
-        if secret.get("immutable").and_then(Value::as_bool) == Some(true) {
-            log::warn!("{namespace}/{name} is immutable; left untouched");
-            return Outcome::Skipped("immutable".into());
-        }
-        let payload = format.payload_base64(&token.logins);
-        let expiry = token.expires_rfc3339();
-        let written = fingerprint(&payload, &expiry);
-        let current_payload = secret
-            .pointer(&format!("/data/{}", format.data_key()))
-            .and_then(Value::as_str);
-        let current_expiry = secret
-            .pointer("/metadata/annotations")
-            .and_then(|a| a.get(EXPIRES_ANNOTATION))
-            .and_then(Value::as_str);
-        if current_payload == Some(payload.as_str()) && current_expiry == Some(expiry.as_str()) {
-            if !self.targets.dry_run {
-                self.remember(namespace, secret, format, written);
-            }
-            return Outcome::Unchanged;
-        }
-        if self.targets.dry_run {
-            log::info!("{namespace}/{name}: would update ({secret_type})");
-            return Outcome::Updated;
-        }
-        let uid = secret.pointer("/metadata/uid").and_then(Value::as_str);
-        let mut patch = payload_patch(format, &payload, &expiry, uid);
-        patch["metadata"]["annotations"][VERIFIED_ANNOTATION] = verified_value(token);
-        match secrets::merge_patch(client, namespace, &name, &patch) {
+        match secrets::merge_patch(client, namespace, &name, &plan.patch) {
             Ok(patched) => {
-                log::info!("{namespace}/{name}: updated ({secret_type})");
-                self.remember(namespace, &patched, format, written);
-                Outcome::Updated
+                log::info!(
+                    "{namespace}/{name}: updated ({})",
+                    plan.format.secret_type()
+                );
+                self.remember(namespace, &patched, plan.format, plan.written);
+                Flow::Done(Outcome::Updated)
             }
-            Err(e) if e.is_conflict() && retry => {
+            Err(e) if (secrets::is_other_object(&e) || e.is_not_found()) && last => {
+                Flow::Done(gave_up(&e))
+            }
+            Err(e) if secrets::is_other_object(&e) => {
                 log::info!("{namespace}/{name}: changed meanwhile ({e}); reading it again");
-                match secrets::get(client, namespace, &name) {
-                    Ok(Some(fresh)) => self.update(client, token, namespace, &fresh, false),
-                    Ok(None) if self.targets.create_missing => {
-                        self.create(client, token, namespace)
-                    }
-                    Ok(None) => Outcome::Skipped("deleted meanwhile".into()),
-                    Err(e) => Outcome::Failed(e.to_string()),
-                }
+                Flow::Next(Step::Read)
             }
-            Err(e) if e.is_not_found() => Outcome::Skipped("deleted meanwhile".into()),
-            Err(e) => Outcome::Failed(e.to_string()),
+            Err(e) if e.is_not_found() && self.targets.create_missing => {
+                log::info!("{namespace}/{name}: deleted meanwhile; creating it again");
+                Flow::Next(Step::Create)
+            }
+            Err(e) if e.is_not_found() => Flow::Done(Outcome::Skipped("deleted meanwhile".into())),
+            Err(e) => Flow::Done(Outcome::Failed(e.to_string())),
         }
     }
 
@@ -518,7 +592,8 @@ impl Refresher {
 }
 
 /// The merge patch that replaces a payload and the expiry annotation; with `uid`, the patch only
-/// applies to that very object (a re-created secret gives 409).
+/// applies to that very object (a re-created secret gives 422 on `metadata.uid` from a real API
+/// server; a changed one may give 409).
 fn payload_patch(format: Format, payload: &str, expiry: &str, uid: Option<&str>) -> Value {
     let mut patch = json!({
         "metadata": { "annotations": { EXPIRES_ANNOTATION: expiry } },

@@ -228,4 +228,31 @@ mod tests {
             assert!(validate_label_selector(bad).is_err(), "{bad}");
         }
     }
+
+    #[test]
+    fn label_key_and_value_limits() {
+        let (k63, k64) = ("k".repeat(63), "k".repeat(64));
+        for ok in [
+            format!("{k63}=v"),
+            format!("example.com/{k63}"),
+            format!("env={k63}"),
+            "a_b.c-d=x_y.z-1".to_string(),
+        ] {
+            assert_eq!(validate_label_selector(&ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            format!("{k64}=v"),
+            format!("example.com/{k64}"),
+            format!("env={k64}"),
+            "example.com/=v".to_string(),
+            "-key=v".to_string(),
+            "key-=v".to_string(),
+            "ke$y=v".to_string(),
+            "env=-v".to_string(),
+            "bad_prefix!/key=v".to_string(),
+            "a)b(".to_string(),
+        ] {
+            assert!(validate_label_selector(&bad).is_err(), "{bad}");
+        }
+    }
 }

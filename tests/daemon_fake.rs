@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use ecrupdater_testkit::{AwsFault, FakeEcr, FakeKube, Fault, FaultKind};
+use ecrupdater_testkit::{AwsFault, FakeEcr, FakeKube, Fault, FaultKind, Mutation};
 use serde_json::{Value, json};
 
+use common::fake::*;
 use common::*;
 
 const SECRET: &str = "ecr-pull";
@@ -52,8 +53,9 @@ struct Peers {
     host: String,
 }
 
+/// The fakes, the API server enforcing the default install's RBAC.
 fn peers(namespaces: &[&str]) -> Peers {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     for ns in namespaces {
         kube.add_namespace(ns, &[]);
     }
@@ -92,6 +94,7 @@ impl Peers {
             &finished.output(),
             &[PASSWORD, SECRET_KEY, &b64(&format!("AWS:{PASSWORD}"))],
         );
+        assert_nothing_forbidden(&self.kube);
         finished
     }
 }
@@ -267,10 +270,25 @@ fn dry_run_logs_what_it_would_do_and_writes_nothing() {
         json!({"metadata": {"name": SECRET}, "type": "kubernetes.io/dockerconfigjson",
                "data": {".dockerconfigjson": b64(r#"{"auths":{}}"#)}}),
     );
-    let before = p.kube.secrets();
-    let run = p.run(&[("ECR_CREATE_MISSING", "true")], &["--once", "--dry-run"]);
+    p.kube
+        .put_service_account("a", json!({"metadata": {"name": "default"}}));
+    p.kube
+        .put_service_account("b", json!({"metadata": {"name": "default"}}));
+    // The service-accounts variant's RBAC: the dry run may read, never write.
+    enforce_shipped_rbac(&p.kube, "example_deployment/variants/service-accounts");
+    let before = (p.kube.secrets(), p.kube.service_account("a", "default"));
+    let run = p.run(
+        &[
+            ("ECR_CREATE_MISSING", "true"),
+            ("ECR_SERVICE_ACCOUNTS", "default"),
+        ],
+        &["--once", "--dry-run"],
+    );
     assert_eq!(run.status, 0, "{}", run.output());
-    assert_eq!(p.kube.secrets(), before);
+    assert_eq!(
+        (p.kube.secrets(), p.kube.service_account("a", "default")),
+        before
+    );
     // Reads only (the RBAC preflight's access reviews write nothing).
     assert!(
         p.kube.requests().iter().all(|r| r.method == "GET"
@@ -401,21 +419,14 @@ fn a_conflicting_update_is_read_again_and_retried_once() {
 #[test]
 fn a_namespace_that_starts_terminating_is_skipped_quietly() {
     let p = peers(&["live", "dying"]);
-    // Hold the daemon's read in "dying" long enough to mark the namespace terminating.
-    p.kube.inject(Fault {
-        method: Some("GET".into()),
-        path_prefix: format!("/api/v1/namespaces/dying/secrets/{SECRET}"),
-        times: 1,
-        kind: FaultKind::Delay(Duration::from_millis(400)),
-    });
-    let kube = &p.kube;
-    let run = std::thread::scope(|s| {
-        s.spawn(|| {
-            std::thread::sleep(Duration::from_millis(150));
-            kube.set_namespace_terminating("dying");
-        });
-        p.run(&[("ECR_CREATE_MISSING", "true")], &["--once"])
-    });
+    // The namespace starts terminating right when the daemon reads the secret (after the list),
+    // so the create that follows is refused by NamespaceLifecycle.
+    p.kube.inject(Fault::new(
+        Some("GET"),
+        &format!("/api/v1/namespaces/dying/secrets/{SECRET}"),
+        FaultKind::Mutate(Mutation::TerminateNamespace("dying".into())),
+    ));
+    let run = p.run(&[("ECR_CREATE_MISSING", "true")], &["--once"]);
     assert_eq!(run.status, 0, "{}", run.output());
     assert!(p.kube.secret("dying", SECRET).is_none());
     assert!(p.kube.secret("live", SECRET).is_some());
@@ -423,12 +434,18 @@ fn a_namespace_that_starts_terminating_is_skipped_quietly() {
     let noisy: Vec<&str> = out
         .lines()
         .filter(|l| l.contains("dying") && (l.starts_with("WARNING") || l.starts_with("ERROR")))
-        .collect::<Vec<_>>()
-        .into_iter()
         .collect();
     assert!(
         noisy.is_empty(),
         "terminating namespaces are skipped quietly: {noisy:?}"
+    );
+    assert!(
+        out.contains("dying: being deleted; not creating ecr-pull"),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 created, 0 updated, 0 unchanged, 1 skipped, 0 failed"),
+        "{out}"
     );
     assert!(
         p.kube
@@ -436,6 +453,412 @@ fn a_namespace_that_starts_terminating_is_skipped_quietly() {
             .iter()
             .any(|r| r.method == "POST" && r.path.contains("/dying/"))
     );
+}
+
+/// The default install's RBAC without its `create` rule (the manifests' advice when the secrets
+/// are made by hand), enforced on a fresh fake.
+fn peers_without_create_right(namespaces: &[&str]) -> Peers {
+    let p = peers(namespaces);
+    let shipped = manifests(DEFAULT_INSTALL);
+    let mut objects = shipped.objects.clone();
+    for o in objects.iter_mut().filter(|o| o["kind"] == "ClusterRole") {
+        if let Some(rules) = o["rules"].as_array_mut() {
+            rules.retain(|r| r["verbs"] != json!(["create"]));
+        }
+    }
+    p.kube.enforce_rbac(
+        ecrupdater_testkit::kube::rbac::Rbac::from_objects(&objects).expect("rbac"),
+        shipped.daemon_user().expect("user"),
+    );
+    p
+}
+
+#[test]
+fn a_create_refused_by_rbac_is_a_failure_not_a_terminating_namespace() {
+    let p = peers_without_create_right(&["a"]);
+    let mut env = p.env();
+    env.push(("ECR_CREATE_MISSING".into(), "true".into()));
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let run = run(&pairs, &["--once"], Duration::from_secs(60));
+    assert_eq!(run.status, 1, "{}", run.output());
+    let out = run.output();
+    assert!(
+        out.lines().any(|l| l.starts_with("ERROR")
+            && l.contains("a/ecr-pull: POST /api/v1/namespaces/a/secrets: HTTP 403 Forbidden: secrets is forbidden: User \"system:serviceaccount:ecr-updater:ecr-updater\" cannot create resource \"secrets\" in API group \"\" in the namespace \"a\"")),
+        "{out}"
+    );
+    assert!(out.contains("1 namespace(s) failed: a"), "{out}");
+    assert_eq!(
+        p.kube.forbidden_requests(),
+        ["POST /api/v1/namespaces/a/secrets"]
+    );
+    assert!(p.kube.secret("a", SECRET).is_none());
+}
+
+#[test]
+fn a_create_refused_for_another_reason_fails_without_reading_again() {
+    let p = peers(&["a"]);
+    p.kube.inject(Fault::new(
+        Some("POST"),
+        "/api/v1/namespaces/a/secrets",
+        FaultKind::Status(422, "Invalid".into()),
+    ));
+    let run = p.run(&[("ECR_CREATE_MISSING", "true")], &["--once"]);
+    assert_eq!(run.status, 1, "{}", run.output());
+    assert!(
+        run.output()
+            .contains("a/ecr-pull: POST /api/v1/namespaces/a/secrets: HTTP 422 Invalid"),
+        "{}",
+        run.output()
+    );
+    let verbs: Vec<String> = p
+        .kube
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/a/"))
+        .map(|r| r.method.clone())
+        .collect();
+    assert_eq!(verbs, ["GET", "POST"], "not taken for AlreadyExists");
+}
+
+#[test]
+fn a_secret_deleted_between_read_and_write_is_created_again_or_left_absent() {
+    for create in [true, false] {
+        let p = peers(&["a"]);
+        p.kube.put_secret(
+            "a",
+            json!({"metadata": {"name": SECRET}, "type": "kubernetes.io/dockerconfigjson",
+                   "data": {".dockerconfigjson": b64(r#"{"auths":{}}"#)}}),
+        );
+        // Someone deletes it right after the daemon read it.
+        p.kube.inject(Fault::new(
+            Some("PATCH"),
+            &format!("/api/v1/namespaces/a/secrets/{SECRET}"),
+            FaultKind::Mutate(Mutation::DeleteSecret {
+                namespace: "a".into(),
+                name: SECRET.into(),
+            }),
+        ));
+        let flag = if create { "true" } else { "false" };
+        let run = p.run(&[("ECR_CREATE_MISSING", flag)], &["--once"]);
+        assert_eq!(run.status, 0, "{}", run.output());
+        let verbs: Vec<String> = p
+            .kube
+            .requests()
+            .iter()
+            .filter(|r| r.path.contains("/a/"))
+            .map(|r| r.method.clone())
+            .collect();
+        if create {
+            let secret = p.kube.secret("a", SECRET).expect("created again");
+            assert_eq!(password_for(&secret, &p.host), PASSWORD);
+            assert_eq!(secret["type"], "kubernetes.io/dockerconfigjson");
+            assert_eq!(verbs, ["GET", "PATCH", "POST"]);
+            assert!(
+                run.output().contains("1 created, 0 updated"),
+                "{}",
+                run.output()
+            );
+        } else {
+            assert!(p.kube.secret("a", SECRET).is_none(), "nothing is created");
+            assert_eq!(verbs, ["GET", "PATCH"]);
+            assert!(
+                run.output()
+                    .contains("0 created, 0 updated, 0 unchanged, 1 skipped, 0 failed"),
+                "{}",
+                run.output()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_secret_re_created_between_read_and_write_is_written_in_its_new_type() {
+    let p = peers(&["a"]);
+    p.kube.put_secret(
+        "a",
+        json!({"metadata": {"name": SECRET}, "type": "kubernetes.io/dockerconfigjson",
+               "data": {".dockerconfigjson": b64(r#"{"auths":{}}"#)}}),
+    );
+    // Deleted and created again as a dockercfg secret right after the daemon read it.
+    p.kube.inject(Fault::new(
+        Some("PATCH"),
+        &format!("/api/v1/namespaces/a/secrets/{SECRET}"),
+        FaultKind::Mutate(Mutation::RecreateSecret {
+            namespace: "a".into(),
+            secret: json!({"metadata": {"name": SECRET}, "type": "kubernetes.io/dockercfg",
+                           "data": {".dockercfg": b64(r#"{"https://x":{"auth":"eDp5"}}"#)}}),
+        }),
+    ));
+    let run = p.run(&[], &["--once"]);
+    assert_eq!(run.status, 0, "{}", run.output());
+    let secret = p.kube.secret("a", SECRET).expect("a");
+    assert_eq!(secret["type"], "kubernetes.io/dockercfg");
+    let keys: Vec<&String> = secret["data"].as_object().expect("data").keys().collect();
+    assert_eq!(keys, [".dockercfg"], "no stray key");
+    assert_eq!(
+        payload(&secret)[format!("https://{}", p.host)]["password"],
+        PASSWORD
+    );
+    let verbs: Vec<String> = p
+        .kube
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/a/"))
+        .map(|r| r.method.clone())
+        .collect();
+    assert_eq!(verbs, ["GET", "PATCH", "GET", "PATCH"]);
+    assert!(
+        run.output()
+            .contains("HTTP 422 Invalid: Secret \"ecr-pull\" is invalid: metadata.uid"),
+        "{}",
+        run.output()
+    );
+}
+
+#[test]
+fn a_secret_deleted_and_recreated_around_every_write_fails_after_two_writes() {
+    let p = peers(&["a"]);
+    let stale = json!({"metadata": {"name": SECRET}, "type": "kubernetes.io/dockerconfigjson",
+                       "data": {".dockerconfigjson": b64(r#"{"auths":{}}"#)}});
+    p.kube.put_secret("a", stale.clone());
+    // Deleted right after the read (the patch is 404), back right before the create (409).
+    p.kube.inject(Fault::new(
+        Some("PATCH"),
+        &format!("/api/v1/namespaces/a/secrets/{SECRET}"),
+        FaultKind::Mutate(Mutation::DeleteSecret {
+            namespace: "a".into(),
+            name: SECRET.into(),
+        }),
+    ));
+    p.kube.inject(Fault::new(
+        Some("POST"),
+        "/api/v1/namespaces/a/secrets",
+        FaultKind::Mutate(Mutation::PutSecret {
+            namespace: "a".into(),
+            secret: stale,
+        }),
+    ));
+    let run = p.run(&[("ECR_CREATE_MISSING", "true")], &["--once"]);
+    assert_eq!(run.status, 1, "{}", run.output());
+    let verbs: Vec<String> = p
+        .kube
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/a/"))
+        .map(|r| r.method.clone())
+        .collect();
+    assert_eq!(
+        verbs,
+        ["GET", "PATCH", "POST"],
+        "two writes after the read, no more"
+    );
+    assert!(
+        run.output().lines().any(|l| l.starts_with("ERROR")
+            && l.contains("a/ecr-pull: POST /api/v1/namespaces/a/secrets: HTTP 409 AlreadyExists")
+            && l.contains("trying again at the next refresh")),
+        "{}",
+        run.output()
+    );
+}
+
+#[test]
+fn a_patch_refused_for_another_reason_fails_the_namespace() {
+    let p = peers(&["a"]);
+    p.kube.put_secret(
+        "a",
+        json!({"metadata": {"name": SECRET}, "type": "kubernetes.io/dockerconfigjson",
+               "data": {".dockerconfigjson": b64(r#"{"auths":{}}"#)}}),
+    );
+    p.kube.inject(Fault::new(
+        Some("PATCH"),
+        &format!("/api/v1/namespaces/a/secrets/{SECRET}"),
+        FaultKind::Status(422, "Invalid".into()),
+    ));
+    let run = p.run(&[], &["--once"]);
+    assert_eq!(run.status, 1, "{}", run.output());
+    assert!(
+        run.output().lines().any(|l| l.starts_with("ERROR")
+            && l.contains(
+                "a/ecr-pull: PATCH /api/v1/namespaces/a/secrets/ecr-pull: HTTP 422 Invalid"
+            )),
+        "{}",
+        run.output()
+    );
+    let verbs: Vec<String> = p
+        .kube
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/a/"))
+        .map(|r| r.method.clone())
+        .collect();
+    assert_eq!(verbs, ["GET", "PATCH"]);
+}
+
+#[test]
+fn a_namespace_deleted_between_read_and_create_is_skipped_quietly() {
+    let p = peers(&["gone", "kept"]);
+    p.kube.inject(Fault::new(
+        Some("POST"),
+        "/api/v1/namespaces/gone/secrets",
+        FaultKind::Mutate(Mutation::DeleteNamespace("gone".into())),
+    ));
+    let run = p.run(&[("ECR_CREATE_MISSING", "true")], &["--once"]);
+    assert_eq!(run.status, 0, "{}", run.output());
+    let out = run.output();
+    assert!(
+        !out.lines()
+            .any(|l| l.contains("gone") && (l.starts_with("WARNING") || l.starts_with("ERROR"))),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 created, 0 updated, 0 unchanged, 1 skipped, 0 failed"),
+        "{out}"
+    );
+    assert!(p.kube.secret("gone", SECRET).is_none());
+    assert!(p.kube.secret("kept", SECRET).is_some());
+}
+
+#[test]
+fn a_secret_differing_in_payload_or_expiry_alone_is_updated() {
+    let p = peers(&["fresh"]);
+    let first = p.run(&[("ECR_CREATE_MISSING", "true")], &["--once"]);
+    assert_eq!(first.status, 0, "{}", first.output());
+    let fresh = p.kube.secret("fresh", SECRET).expect("fresh");
+    let expiry = fresh["metadata"]["annotations"]["k8s-ecrupdater/token-expires-at"].clone();
+    let current = fresh["data"][".dockerconfigjson"].clone();
+    // The right expiry but an old payload; the right payload but another expiry.
+    p.kube.add_namespace("old-payload", &[]);
+    p.kube.put_secret(
+        "old-payload",
+        json!({"metadata": {"name": SECRET, "annotations": {"k8s-ecrupdater/token-expires-at": expiry}},
+               "type": "kubernetes.io/dockerconfigjson",
+               "data": {".dockerconfigjson": b64(r#"{"auths":{"x":{"auth":"eDp5"}}}"#)}}),
+    );
+    p.kube.add_namespace("old-expiry", &[]);
+    p.kube.put_secret(
+        "old-expiry",
+        json!({"metadata": {"name": SECRET, "annotations": {"k8s-ecrupdater/token-expires-at": "2020-01-01T00:00:00Z"}},
+               "type": "kubernetes.io/dockerconfigjson",
+               "data": {".dockerconfigjson": current}}),
+    );
+    let second = p.run(&[("ECR_CREATE_MISSING", "true")], &["--once"]);
+    assert_eq!(second.status, 0, "{}", second.output());
+    assert!(
+        second
+            .output()
+            .contains("0 created, 2 updated, 1 unchanged"),
+        "{}",
+        second.output()
+    );
+    for ns in ["fresh", "old-payload", "old-expiry"] {
+        let secret = p.kube.secret(ns, SECRET).expect("secret");
+        assert_eq!(secret["data"][".dockerconfigjson"], current, "{ns}");
+        assert_eq!(
+            secret["metadata"]["annotations"]["k8s-ecrupdater/token-expires-at"], expiry,
+            "{ns}"
+        );
+    }
+}
+
+/// A scripted API server that keeps contradicting itself: the secret's read answers 404 and
+/// "found" by turns, every create is 409 AlreadyExists, every patch 409 Conflict.
+fn contradicting_api_server() -> TinyServer {
+    let reads = std::sync::atomic::AtomicUsize::new(0);
+    TinyServer::start(move |r| {
+        let path = r.path.split('?').next().unwrap_or_default();
+        let status = |code: u16, reason: &str, message: &str| {
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                   "message": message, "reason": reason, "code": code,
+                   "details": {"name": SECRET, "kind": "secrets"}})
+            .to_string()
+        };
+        match (r.method.as_str(), path) {
+            ("GET", "/api/v1/namespaces") => (
+                200,
+                "application/json",
+                json!({"kind": "NamespaceList", "apiVersion": "v1", "metadata": {"resourceVersion": "7"},
+                       "items": [{"metadata": {"name": "hostile"}, "status": {"phase": "Active"}}]})
+                .to_string(),
+            ),
+            ("GET", _) if reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst).is_multiple_of(2) => (
+                404,
+                "application/json",
+                status(404, "NotFound", "secrets \"ecr-pull\" not found"),
+            ),
+            ("GET", _) => (
+                200,
+                "application/json",
+                json!({"kind": "Secret", "apiVersion": "v1",
+                       "metadata": {"name": SECRET, "namespace": "hostile", "uid": "u-1", "resourceVersion": "9"},
+                       "type": "kubernetes.io/dockerconfigjson",
+                       "data": {".dockerconfigjson": b64(r#"{"auths":{}}"#)}})
+                .to_string(),
+            ),
+            ("POST", _) => (
+                409,
+                "application/json",
+                status(409, "AlreadyExists", "secrets \"ecr-pull\" already exists"),
+            ),
+            _ => (
+                409,
+                "application/json",
+                status(409, "Conflict", "Operation cannot be fulfilled on secrets \"ecr-pull\": the object has been modified; please apply your changes to the latest version and try again"),
+            ),
+        }
+    })
+}
+
+#[test]
+fn a_server_that_keeps_contradicting_itself_costs_four_requests_and_fails_the_namespace() {
+    let server = contradicting_api_server();
+    let (ecr, _) = fake_ecr_with(PASSWORD);
+    let url = server.url();
+    let ecr_url = ecr.base_url();
+    let started = Instant::now();
+    let run = run(
+        &[
+            ("K8S_PULL_SECRET_NAME", SECRET),
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ENDPOINT_URL_ECR", &ecr_url),
+            ("AWS_ACCESS_KEY_ID", "AKIAFAKEFAKEFAKE"),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+            ("KUBERNETES_API_ENDPOINT", &url),
+            ("ECR_CREATE_MISSING", "true"),
+            ("LOG_LEVEL", "DEBUG"),
+        ],
+        &["--once"],
+        Duration::from_secs(60),
+    );
+    let took = started.elapsed();
+    assert_eq!(run.status, 1, "{}", run.output());
+    let on_secret: Vec<String> = server
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/api/v1/namespaces/hostile/secrets"))
+        .map(|r| r.method.clone())
+        .collect();
+    // Read (404), create (AlreadyExists), read again (found), patch (Conflict): the first write
+    // and one retry, then the namespace fails for this cycle.
+    assert_eq!(
+        on_secret,
+        ["GET", "POST", "GET", "PATCH"],
+        "{}",
+        run.output()
+    );
+    let out = run.output();
+    assert!(
+        out.lines().any(|l| l.starts_with("ERROR")
+            && l.contains("hostile/ecr-pull: PATCH /api/v1/namespaces/hostile/secrets/ecr-pull: HTTP 409 Conflict")
+            && l.contains("trying again at the next refresh")),
+        "{out}"
+    );
+    assert!(out.contains("1 namespace(s) failed: hostile"), "{out}");
+    eprintln!(
+        "contradicting server: {} requests in {took:?}",
+        server.requests().len()
+    );
+    assert_no_credentials(&out, &[PASSWORD, SECRET_KEY]);
 }
 
 #[test]
@@ -475,6 +898,7 @@ fn a_failed_token_fetch_writes_nothing_and_names_the_aws_error() {
 #[test]
 fn in_cluster_uses_the_service_account_token_and_verifies_tls() {
     let (kube, ca_pem) = FakeKube::start_tls();
+    enforce_shipped_rbac(&kube, DEFAULT_INSTALL);
     kube.add_namespace("a", &[]);
     let token = "eyJhbGciOiJSUzI1NiJ9.service-account-token.signature";
     kube.require_bearer_token(Some(token));
@@ -500,6 +924,7 @@ fn in_cluster_uses_the_service_account_token_and_verifies_tls() {
     ];
     let ok = run(&vars, &["--once"], Duration::from_secs(60));
     assert_eq!(ok.status, 0, "{}", ok.output());
+    assert_nothing_forbidden(&kube);
     assert!(ok.output().contains("in-cluster service account"));
     assert!(kube.secret("a", SECRET).is_some());
     assert!(

@@ -6,7 +6,7 @@
 //!
 //! For each: the daemon keeps running, recovers on a later attempt (of the request, or of the
 //! cycle through the failure backoff), every secret it wrote is valid docker config JSON with
-//! the current token, the log names the failure in a WARNING or ERROR line without repeating it
+//! the current token, the shipped RBAC refused nothing, the log names the failure in a WARNING or ERROR line without repeating it
 //! dozens of times, and no credential reaches the log.
 
 mod common;
@@ -18,6 +18,7 @@ use base64::engine::general_purpose::STANDARD;
 use ecrupdater_testkit::{AwsFault, FakeEcr, FakeKube, Fault, FaultKind};
 use serde_json::json;
 
+use common::fake::*;
 use common::*;
 
 const SECRET: &str = "ecr-pull";
@@ -107,6 +108,7 @@ fn assert_recovered(
     ];
     secrets.extend_from_slice(more_secrets);
     assert_no_credentials(&daemon.log(), &secrets);
+    assert_nothing_forbidden(kube);
 }
 
 /// Fails unless the failure named by `needle` is in 1..=`at_most` WARNING/ERROR lines, and at
@@ -135,7 +137,7 @@ fn secret_path(ns: &str) -> String {
 
 #[test]
 fn api_500s_on_one_secret_fail_only_that_namespace_until_the_retry_cycle() {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     let namespaces = ["a", "b", "c"];
     add_namespaces(&kube, &namespaces);
     let (ecr, expires) = fake_ecr();
@@ -175,7 +177,7 @@ fn api_500s_on_one_secret_fail_only_that_namespace_until_the_retry_cycle() {
 
 #[test]
 fn api_503s_on_the_namespace_list_fail_the_cycle_and_the_retry_recovers() {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     let namespaces = ["a", "b"];
     add_namespaces(&kube, &namespaces);
     let (ecr, expires) = fake_ecr();
@@ -206,7 +208,7 @@ fn api_503s_on_the_namespace_list_fail_the_cycle_and_the_retry_recovers() {
 
 #[test]
 fn a_plain_text_429_is_retried_after_its_retry_after() {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     let namespaces = ["a", "b"];
     add_namespaces(&kube, &namespaces);
     let (ecr, expires) = fake_ecr();
@@ -237,7 +239,7 @@ fn a_plain_text_429_is_retried_after_its_retry_after() {
 
 #[test]
 fn connection_resets_are_retried_by_the_request_and_by_the_cycle() {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     let namespaces = ["a", "b"];
     add_namespaces(&kube, &namespaces);
     let (ecr, expires) = fake_ecr();
@@ -270,7 +272,7 @@ fn connection_resets_are_retried_by_the_request_and_by_the_cycle() {
 
 #[test]
 fn answers_slower_than_the_timeout_are_abandoned_and_retried() {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     let namespaces = ["a", "b"];
     add_namespaces(&kube, &namespaces);
     let (ecr, expires) = fake_ecr();
@@ -310,7 +312,7 @@ fn answers_slower_than_the_timeout_are_abandoned_and_retried() {
 
 #[test]
 fn a_409_conflict_is_read_again_and_a_persistent_one_waits_for_the_retry_cycle() {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     let namespaces = ["a", "b"];
     add_namespaces(&kube, &namespaces);
     let (ecr, expires) = fake_ecr();
@@ -344,7 +346,7 @@ fn a_409_conflict_is_read_again_and_a_persistent_one_waits_for_the_retry_cycle()
 
 #[test]
 fn a_410_on_the_continue_token_restarts_the_list_and_the_retry_cycle_recovers() {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     let namespaces = ["n1", "n2", "n3", "n4", "n5"];
     add_namespaces(&kube, &namespaces);
     kube.set_max_page_size(Some(2));
@@ -378,6 +380,7 @@ fn a_410_on_the_continue_token_restarts_the_list_and_the_retry_cycle_recovers() 
 #[test]
 fn in_cluster_a_401_after_the_token_rotated_reads_the_token_file_again() {
     let (kube, ca_pem) = FakeKube::start_tls();
+    enforce_shipped_rbac(&kube, DEFAULT_INSTALL);
     let namespaces = ["a", "b"];
     add_namespaces(&kube, &namespaces);
     let first = "eyJhbGciOiJSUzI1NiJ9.first-service-account-token.c2lnbmF0dXJl";
@@ -441,7 +444,7 @@ fn in_cluster_a_401_after_the_token_rotated_reads_the_token_file_again() {
 
 #[test]
 fn ecr_throttling_writes_nothing_and_the_retry_cycle_fetches_a_token() {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     let namespaces = ["a", "b"];
     add_namespaces(&kube, &namespaces);
     let before = kube.secrets();
@@ -467,7 +470,7 @@ fn ecr_throttling_writes_nothing_and_the_retry_cycle_fetches_a_token() {
 
 #[test]
 fn ecr_5xx_is_retried_within_the_call_and_then_by_the_next_cycle() {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     let namespaces = ["a", "b"];
     add_namespaces(&kube, &namespaces);
     let (ecr, expires) = fake_ecr();
@@ -503,6 +506,7 @@ fn an_api_server_unreachable_at_start_is_tried_again_until_it_answers() {
     std::thread::sleep(Duration::from_secs(2));
     daemon.assert_running();
     let (kube, _) = FakeKube::bind(port, false).expect("bind the API server's port");
+    enforce_shipped_rbac(&kube, DEFAULT_INSTALL);
     let namespaces = ["a", "b"];
     add_namespaces(&kube, &namespaces);
     daemon.wait_for_log("next refresh in", RECOVERY);

@@ -15,6 +15,7 @@ use ecrupdater::health::Health;
 use ecrupdater_testkit::{FakeEcr, FakeKube, Fault, FaultKind};
 use serde_json::{Value, json};
 
+use common::fake::*;
 use common::*;
 
 const SECRET: &str = "ecr-pull";
@@ -47,6 +48,7 @@ fn run_once(kube: &FakeKube, ecr: &FakeEcr, extra: &[(&str, &str)]) -> Finished 
     let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let finished = run(&pairs, &["--once"], Duration::from_secs(60));
     assert_no_credentials(&finished.output(), &[PASSWORD, SECRET_KEY]);
+    assert_nothing_forbidden(kube);
     finished
 }
 
@@ -95,7 +97,7 @@ fn wait_for_secret(kube: &FakeKube, namespace: &str, limit: Duration) -> Duratio
 
 #[test]
 fn globs_skip_list_and_label_selector_pick_exactly_the_right_namespaces() {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     for (ns, env) in [
         ("team-a", "prod"),
         ("team-b", "dev"),
@@ -119,7 +121,7 @@ fn globs_skip_list_and_label_selector_pick_exactly_the_right_namespaces() {
     assert_eq!(out.status, 0, "{}", out.output());
     assert_eq!(with_secret(&kube), ["shared", "team-a", "team-b"]);
 
-    let kube2 = FakeKube::start();
+    let kube2 = kube_with_shipped_rbac();
     for (ns, env) in [("team-a", "prod"), ("team-b", "dev"), ("shared", "staging")] {
         kube2.add_namespace(ns, &[("env", env)]);
     }
@@ -152,13 +154,12 @@ fn globs_skip_list_and_label_selector_pick_exactly_the_right_namespaces() {
 
 #[test]
 fn a_new_namespace_gets_its_secret_within_seconds_from_the_cached_token() {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     kube.add_namespace("existing", &[]);
     let ecr = ecr();
     let mut daemon = start_daemon(&kube, &ecr, &[("ECR_CREATE_MISSING", "true")]);
     assert_eq!(ecr.requests().len(), 1);
-    // Give the daemon a moment to open its watch, then create a namespace.
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for_watch(&kube);
     kube.add_namespace("brand-new", &[]);
     let latency = wait_for_secret(&kube, "brand-new", Duration::from_secs(10));
     eprintln!("new-namespace latency: {:.3} s", latency.as_secs_f64());
@@ -172,14 +173,81 @@ fn a_new_namespace_gets_its_secret_within_seconds_from_the_cached_token() {
         "the cached token serves it: no AWS call"
     );
     daemon.wait_for_log("brand-new: new namespace served", Duration::from_secs(5));
-    // A namespace outside the selection is ignored by the watch as well.
-    kube.delete_namespace("existing");
     assert_no_credentials(&daemon.log(), &[PASSWORD, SECRET_KEY]);
+    assert_nothing_forbidden(&kube);
+}
+
+/// Waits (generously) until the daemon has a namespace watch open.
+fn wait_for_watch(kube: &FakeKube) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !kube
+        .requests()
+        .iter()
+        .any(|r| r.path == "/api/v1/namespaces" && r.query.contains("watch=true"))
+    {
+        assert!(Instant::now() < deadline, "no namespace watch after 20 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Requests that touched `namespace`'s objects.
+fn requests_in(kube: &FakeKube, namespace: &str) -> Vec<String> {
+    let prefix = format!("/api/v1/namespaces/{namespace}/");
+    kube.requests()
+        .iter()
+        .filter(|r| r.path.starts_with(&prefix))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
+}
+
+#[test]
+fn the_watch_serves_only_selected_namespaces() {
+    let kube = kube_with_shipped_rbac();
+    kube.add_namespace("team-a", &[]);
+    let ecr = ecr();
+    let mut daemon = start_daemon(
+        &kube,
+        &ecr,
+        &[
+            ("ECR_CREATE_MISSING", "true"),
+            ("ECR_NAMESPACES", "team-*"),
+            ("ECR_SKIP_NAMESPACES", "team-legacy*"),
+        ],
+    );
+    assert!(kube.secret("team-a", SECRET).is_some());
+    wait_for_watch(&kube);
+    // Events arrive in order: once the last one is served, the two before it were seen.
+    kube.add_namespace("other", &[]);
+    kube.add_namespace("team-legacy-1", &[]);
+    kube.add_namespace("team-b", &[]);
+    wait_for_secret(&kube, "team-b", Duration::from_secs(20));
+    daemon.wait_for_log("team-b: new namespace served", Duration::from_secs(10));
+    for ns in ["other", "team-legacy-1"] {
+        assert!(kube.secret(ns, SECRET).is_none(), "{ns} is not a target");
+        assert_eq!(requests_in(&kube, ns), Vec::<String>::new(), "{ns}");
+    }
+    assert_nothing_forbidden(&kube);
+}
+
+#[test]
+fn a_namespace_deleted_and_created_again_is_served_again_from_the_watch() {
+    let kube = kube_with_shipped_rbac();
+    kube.add_namespace("cycled", &[]);
+    let ecr = ecr();
+    let mut daemon = start_daemon(&kube, &ecr, &[("ECR_CREATE_MISSING", "true")]);
+    assert!(kube.secret("cycled", SECRET).is_some());
+    wait_for_watch(&kube);
+    kube.delete_namespace("cycled");
+    kube.add_namespace("cycled", &[]);
+    // Served from the watch (not at the next refresh, an hour away).
+    wait_for_secret(&kube, "cycled", Duration::from_secs(20));
+    daemon.wait_for_log("cycled: new namespace served", Duration::from_secs(10));
+    assert_nothing_forbidden(&kube);
 }
 
 #[test]
 fn a_410_during_the_watch_leads_to_a_relist_and_no_missed_namespace() {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     kube.add_namespace("first", &[]);
     let ecr = ecr();
     // The first watch request is cut: the daemon waits a second and watches again from the
@@ -202,7 +270,7 @@ fn a_410_during_the_watch_leads_to_a_relist_and_no_missed_namespace() {
 
 #[test]
 fn two_regions_mean_two_token_calls_and_one_secret_holding_both_hosts() {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     kube.add_namespace("app", &[]);
     let ecr = ecr();
     ecr.set_password_per_region(true);
@@ -249,15 +317,27 @@ fn two_regions_mean_two_token_calls_and_one_secret_holding_both_hosts() {
     );
 }
 
+const SERVICE_ACCOUNTS_VARIANT: &str = "example_deployment/variants/service-accounts";
+
 #[test]
 fn service_accounts_gain_exactly_one_entry_and_keep_the_others() {
+    // The variant as shipped: its Deployment's ECR_SERVICE_ACCOUNTS and its RBAC.
     let kube = FakeKube::start();
+    let shipped = enforce_shipped_rbac(&kube, SERVICE_ACCOUNTS_VARIANT);
+    let configured: Vec<(String, String)> = shipped
+        .daemon_env()
+        .into_iter()
+        .filter(|(k, _)| k == "ECR_SERVICE_ACCOUNTS")
+        .collect();
+    assert_eq!(
+        configured,
+        [("ECR_SERVICE_ACCOUNTS".to_string(), "default".to_string())]
+    );
     kube.add_namespace("app", &[]);
     kube.put_service_account(
         "app",
         json!({"metadata": {"name": "default"}, "imagePullSecrets": [{"name": "other"}]}),
     );
-    kube.put_service_account("app", json!({"metadata": {"name": "builder"}}));
     let ecr = ecr();
     for _ in 0..2 {
         let out = run_once(
@@ -265,9 +345,44 @@ fn service_accounts_gain_exactly_one_entry_and_keep_the_others() {
             &ecr,
             &[
                 ("ECR_CREATE_MISSING", "true"),
-                ("ECR_SERVICE_ACCOUNTS", "default,builder,absent"),
+                ("ECR_SERVICE_ACCOUNTS", "default"),
             ],
         );
+        assert_eq!(out.status, 0, "{}", out.output());
+    }
+    let default = kube.service_account("app", "default").expect("default");
+    assert_eq!(
+        default["imagePullSecrets"],
+        json!([{"name": "other"}, {"name": SECRET}])
+    );
+
+    // More names: the variant says to list them in its role's resourceNames too. Done, each
+    // gains the entry once and a missing one is left alone.
+    let kube = FakeKube::start();
+    let mut objects = shipped.objects.clone();
+    let role = objects
+        .iter_mut()
+        .find(|o| {
+            o["kind"] == "ClusterRole" && o["metadata"]["name"] == "ecr-updater-serviceaccounts"
+        })
+        .expect("the variant's service-account role");
+    role["rules"][0]["resourceNames"] = json!(["default", "builder", "absent"]);
+    kube.enforce_rbac(
+        ecrupdater_testkit::kube::rbac::Rbac::from_objects(&objects).expect("rbac"),
+        shipped.daemon_user().expect("user"),
+    );
+    kube.add_namespace("app", &[]);
+    kube.put_service_account(
+        "app",
+        json!({"metadata": {"name": "default"}, "imagePullSecrets": [{"name": "other"}]}),
+    );
+    kube.put_service_account("app", json!({"metadata": {"name": "builder"}}));
+    let extra = [
+        ("ECR_CREATE_MISSING", "true"),
+        ("ECR_SERVICE_ACCOUNTS", "default,builder,absent"),
+    ];
+    for _ in 0..2 {
+        let out = run_once(&kube, &ecr, &extra);
         assert_eq!(out.status, 0, "{}", out.output());
     }
     let default = kube.service_account("app", "default").expect("default");
@@ -281,11 +396,35 @@ fn service_accounts_gain_exactly_one_entry_and_keep_the_others() {
         kube.service_account("app", "absent").is_none(),
         "a missing service account is left alone"
     );
+
+    // Without that change the shipped RBAC refuses the other names, and the daemon says so.
+    let kube = FakeKube::start();
+    enforce_shipped_rbac(&kube, SERVICE_ACCOUNTS_VARIANT);
+    kube.add_namespace("app", &[]);
+    kube.put_service_account("app", json!({"metadata": {"name": "builder"}}));
+    let env = env_for(&kube, &ecr, &extra);
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let out = run(&pairs, &["--once"], Duration::from_secs(60));
+    assert!(
+        out.output().lines().any(|l| l.starts_with("ERROR")
+            && l.contains("app/builder")
+            && l.contains("serviceaccounts \"builder\" is forbidden")),
+        "{}",
+        out.output()
+    );
+    assert_eq!(
+        kube.forbidden_requests(),
+        [
+            "GET /api/v1/namespaces/app/serviceaccounts/builder",
+            "GET /api/v1/namespaces/app/serviceaccounts/absent"
+        ]
+    );
+    assert!(kube.service_account("app", "builder").expect("builder")["imagePullSecrets"].is_null());
 }
 
 #[test]
 fn steady_state_sends_only_the_updates_and_the_paged_list() {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     let n = 1200;
     for i in 0..n {
         kube.add_namespace(&format!("ns-{i:04}"), &[]);
@@ -326,25 +465,311 @@ fn steady_state_sends_only_the_updates_and_the_paged_list() {
         "the-next-password-abcdefghijklmnop"
     );
 
-    // A secret deleted and re-created by someone else is noticed by the uid precondition.
-    let uid_before = kube.secret("ns-0007", SECRET).expect("secret")["metadata"]["uid"].clone();
-    kube.delete_namespace("ns-0007");
-    kube.add_namespace("ns-0007", &[]);
+    assert_nothing_forbidden(&kube);
+}
+
+/// The daemon in this process, configured by `extra`, against `kube` and `ecr`.
+fn in_process(kube: &FakeKube, ecr: &FakeEcr, extra: &[(&str, &str)]) -> Daemon {
+    let env = env_for(kube, ecr, extra);
+    let env = Env::from_pairs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let config = Config::from_env(&env, Flags::default()).expect("config");
+    Daemon::from_config(config, Health::new()).expect("daemon")
+}
+
+/// The decoded payload of a pull secret of either type, and its data keys.
+fn payload_and_keys(secret: &Value) -> (Value, Vec<String>) {
+    let key = match secret["type"].as_str() {
+        Some("kubernetes.io/dockercfg") => ".dockercfg",
+        _ => ".dockerconfigjson",
+    };
+    let raw = STANDARD
+        .decode(secret["data"][key].as_str().expect("payload"))
+        .expect("base64");
+    let keys = secret["data"]
+        .as_object()
+        .expect("data")
+        .keys()
+        .cloned()
+        .collect();
+    (serde_json::from_slice(&raw).expect("json"), keys)
+}
+
+#[test]
+fn a_secret_deleted_and_created_again_is_written_in_its_own_type_and_stays_served() {
+    let kube = kube_with_shipped_rbac();
+    // cfg: created by the daemon (dockerconfigjson), then re-created as dockercfg.
+    // json: a dockercfg secret the daemon updates, then re-created as dockerconfigjson.
+    kube.add_namespace("cfg", &[]);
+    kube.add_namespace("json", &[]);
     kube.put_secret(
-        "ns-0007",
+        "json",
         json!({"metadata": {"name": SECRET}, "type": "kubernetes.io/dockercfg",
                "data": {".dockercfg": STANDARD.encode(r#"{"https://x":{"auth":"eDp5"}}"#)}}),
     );
-    assert_ne!(
-        kube.secret("ns-0007", SECRET).expect("secret")["metadata"]["uid"],
-        uid_before
+    let ecr = ecr();
+    let mut daemon = in_process(&kube, &ecr, &[("ECR_CREATE_MISSING", "true")]);
+    let first = daemon.cycle(true).expect("first cycle");
+    assert_eq!((first.created(), first.updated()), (1, 1));
+    let host = auths(&kube.secret("cfg", SECRET).expect("cfg"))
+        .as_object()
+        .expect("auths")
+        .keys()
+        .next()
+        .expect("a host")
+        .clone();
+
+    for ns in ["cfg", "json"] {
+        kube.delete_secret(ns, SECRET);
+    }
+    kube.put_secret(
+        "cfg",
+        json!({"metadata": {"name": SECRET}, "type": "kubernetes.io/dockercfg",
+               "data": {".dockercfg": STANDARD.encode(r#"{"https://x":{"auth":"eDp5"}}"#), "keep": STANDARD.encode("me")}}),
     );
-    ecr.set_token("AWS", "a-third-password-abcdefghijklmnopq", 4.0e9);
+    kube.put_secret(
+        "json",
+        json!({"metadata": {"name": SECRET}, "type": "kubernetes.io/dockerconfigjson",
+               "data": {".dockerconfigjson": STANDARD.encode(r#"{"auths":{"x":{"auth":"eDp5"}}}"#)}}),
+    );
+    let uids: Vec<Value> = ["cfg", "json"]
+        .iter()
+        .map(|ns| kube.secret(ns, SECRET).expect("secret")["metadata"]["uid"].clone())
+        .collect();
+    let check = |password: &str| {
+        let cfg = kube.secret("cfg", SECRET).expect("cfg");
+        assert_eq!(cfg["type"], "kubernetes.io/dockercfg");
+        let (doc, keys) = payload_and_keys(&cfg);
+        assert_eq!(keys, [".dockercfg", "keep"], "no stray key in cfg");
+        assert_eq!(doc.as_object().expect("cfg payload").len(), 1, "{doc}");
+        assert_eq!(doc[format!("https://{host}")]["password"], password);
+        let json = kube.secret("json", SECRET).expect("json");
+        assert_eq!(json["type"], "kubernetes.io/dockerconfigjson");
+        let (doc, keys) = payload_and_keys(&json);
+        assert_eq!(keys, [".dockerconfigjson"], "no stray key in json");
+        assert_eq!(doc["auths"].as_object().expect("auths").len(), 1, "{doc}");
+        assert_eq!(doc["auths"][&host]["password"], password);
+        for (ns, uid) in ["cfg", "json"].iter().zip(&uids) {
+            assert_eq!(
+                &kube.secret(ns, SECRET).expect("secret")["metadata"]["uid"],
+                uid,
+                "{ns}: the re-created secret is updated, never replaced"
+            );
+        }
+    };
+    ecr.set_token("AWS", "the-second-password-abcdefghijklmn", 4.0e9);
+    kube.clear_requests();
+    let second = daemon.cycle(true).expect("second cycle");
+    assert_eq!(second.failures(), Vec::<(&str, &str)>::new());
+    assert_eq!(second.updated(), 2);
+    check("the-second-password-abcdefghijklmn");
+    // Each: the patch for the old object (refused: 422 on metadata.uid), a read, a patch.
+    for ns in ["cfg", "json"] {
+        let verbs: Vec<String> = requests_in(&kube, ns)
+            .iter()
+            .map(|r| r.split(' ').next().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(verbs, ["PATCH", "GET", "PATCH"], "{ns}");
+    }
+
+    // The following refreshes know the new objects: one patch each, in their own types.
+    ecr.set_token("AWS", "the-third-password-abcdefghijklmno", 4.0e9);
+    kube.clear_requests();
     let third = daemon.cycle(true).expect("third cycle");
     assert_eq!(third.failures(), Vec::<(&str, &str)>::new());
-    let recreated = kube.secret("ns-0007", SECRET).expect("secret");
+    assert_eq!(third.updated(), 2);
+    check("the-third-password-abcdefghijklmno");
+    for ns in ["cfg", "json"] {
+        assert_eq!(
+            requests_in(&kube, ns),
+            [format!("PATCH /api/v1/namespaces/{ns}/secrets/{SECRET}")]
+        );
+    }
+    assert_nothing_forbidden(&kube);
+}
+
+#[test]
+fn a_known_secrets_patch_is_read_again_only_when_it_met_another_object() {
+    let kube = kube_with_shipped_rbac();
+    for ns in ["busy", "forbidden", "invalid"] {
+        kube.add_namespace(ns, &[]);
+    }
+    let ecr = ecr();
+    let mut daemon = in_process(&kube, &ecr, &[("ECR_CREATE_MISSING", "true")]);
+    daemon.cycle(true).expect("first cycle");
+    let before: Vec<Value> = ["forbidden", "invalid"]
+        .iter()
+        .map(|ns| kube.secret(ns, SECRET).expect("secret"))
+        .collect();
+    kube.inject(Fault::new(
+        Some("PATCH"),
+        &format!("/api/v1/namespaces/forbidden/secrets/{SECRET}"),
+        FaultKind::Status(403, "Forbidden".into()),
+    ));
+    // A 422 that is not about metadata.uid (no such cause): not a re-created secret.
+    kube.inject(Fault::new(
+        Some("PATCH"),
+        &format!("/api/v1/namespaces/invalid/secrets/{SECRET}"),
+        FaultKind::Status(422, "Invalid".into()),
+    ));
+    // busy: the known patch and the one after the re-read conflict, the last one allowed passes.
+    kube.inject(
+        Fault::new(
+            Some("PATCH"),
+            &format!("/api/v1/namespaces/busy/secrets/{SECRET}"),
+            FaultKind::Conflict,
+        )
+        .times(2),
+    );
+    ecr.set_token("AWS", "the-second-password-abcdefghijklmn", 4.0e9);
+    kube.clear_requests();
+    let second = daemon.cycle(true).expect("second cycle");
+    assert_eq!(second.updated(), 1);
+    let busy: Vec<String> = requests_in(&kube, "busy")
+        .iter()
+        .map(|r| r.split(' ').next().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(busy, ["PATCH", "GET", "PATCH", "GET", "PATCH"]);
     assert_eq!(
-        recreated["type"], "kubernetes.io/dockercfg",
-        "the type of the new secret is respected"
+        auths(&kube.secret("busy", SECRET).expect("busy"))
+            .as_object()
+            .expect("auths")
+            .values()
+            .next()
+            .expect("a login")["password"],
+        "the-second-password-abcdefghijklmn"
+    );
+    let failures = second.failures();
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    assert!(failures[0].0 == "forbidden" && failures[0].1.contains("HTTP 403 Forbidden"));
+    assert!(failures[1].0 == "invalid" && failures[1].1.contains("HTTP 422 Invalid"));
+    for (i, ns) in ["forbidden", "invalid"].iter().enumerate() {
+        assert_eq!(
+            requests_in(&kube, ns),
+            [format!("PATCH /api/v1/namespaces/{ns}/secrets/{SECRET}")],
+            "{ns}: neither read again nor patched again"
+        );
+        assert_eq!(kube.secret(ns, SECRET).expect("secret"), before[i]);
+    }
+}
+
+/// Every folder under example_deployment/variants.
+fn variants() -> Vec<String> {
+    let dir = deployment_dir("example_deployment/variants");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("variants folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The settings of a rendered Deployment/CronJob that decide what the daemon touches.
+fn targeting_env(manifests: &ecrupdater_testkit::kube::rbac::Manifests) -> Vec<(String, String)> {
+    manifests
+        .daemon_env()
+        .into_iter()
+        .filter(|(k, _)| {
+            [
+                "K8S_PULL_SECRET_NAME",
+                "ECR_CREATE_MISSING",
+                "ECR_NAMESPACES",
+                "ECR_SKIP_NAMESPACES",
+                "ECR_NAMESPACE_SELECTOR",
+                "ECR_SERVICE_ACCOUNTS",
+            ]
+            .contains(&k.as_str())
+        })
+        .collect()
+}
+
+#[test]
+fn every_shipped_install_grants_exactly_what_its_daemon_needs() {
+    let mut installs = vec![DEFAULT_INSTALL.to_string()];
+    installs.extend(
+        variants()
+            .into_iter()
+            .map(|v| format!("example_deployment/variants/{v}")),
+    );
+    assert!(installs.len() >= 7, "{installs:?}");
+    let ecr = ecr();
+    for install in &installs {
+        let kube = FakeKube::start();
+        let shipped = enforce_shipped_rbac(&kube, install);
+        for ns in ["team-a", "team-b", "kube-system"] {
+            kube.add_namespace(ns, &[]);
+            kube.put_service_account(ns, json!({"metadata": {"name": "default"}}));
+        }
+        let settings = targeting_env(&shipped);
+        let extra: Vec<(&str, &str)> = settings
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        // Twice: the first run creates, the second updates (a new token each time).
+        for password in [
+            "first-password-0123456789abcdefgh",
+            "second-password-0123456789abcdef",
+        ] {
+            ecr.set_token("AWS", password, in_12_hours());
+            let out = run_once(&kube, &ecr, &extra);
+            assert_eq!(out.status, 0, "{install}: {}", out.output());
+        }
+        let skipped = settings
+            .iter()
+            .any(|(k, v)| k == "ECR_SKIP_NAMESPACES" && v.contains("kube-system"));
+        let only_a = settings
+            .iter()
+            .any(|(k, v)| k == "ECR_NAMESPACES" && v == "team-a");
+        for ns in ["team-a", "team-b", "kube-system"] {
+            let excluded = (ns == "kube-system" && skipped) || (only_a && ns != "team-a");
+            assert_eq!(
+                kube.secret(ns, SECRET).is_some(),
+                !excluded,
+                "{install}: secret in {ns}"
+            );
+        }
+        if settings.iter().any(|(k, _)| k == "ECR_SERVICE_ACCOUNTS") {
+            let sa = kube.service_account("team-a", "default").expect("default");
+            assert_eq!(
+                sa["imagePullSecrets"],
+                json!([{"name": SECRET}]),
+                "{install}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_single_namespace_install_refuses_every_other_namespace() {
+    let variant = "example_deployment/variants/single-namespace";
+    let kube = FakeKube::start();
+    let shipped = enforce_shipped_rbac(&kube, variant);
+    kube.add_namespace("team-a", &[]);
+    kube.add_namespace("team-b", &[]);
+    // Told to serve every namespace: the RBAC it ships keeps it out of team-b.
+    let settings: Vec<(String, String)> = targeting_env(&shipped)
+        .into_iter()
+        .filter(|(k, _)| k != "ECR_NAMESPACES")
+        .collect();
+    let extra: Vec<(&str, &str)> = settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let ecr = ecr();
+    let env = env_for(&kube, &ecr, &extra);
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let out = run(&pairs, &["--once"], Duration::from_secs(60));
+    assert_eq!(out.status, 1, "{}", out.output());
+    assert!(kube.secret("team-a", SECRET).is_some(), "{}", out.output());
+    assert!(kube.secret("team-b", SECRET).is_none());
+    assert!(
+        out.output().contains(
+            "team-b/ecr-pull: GET /api/v1/namespaces/team-b/secrets/ecr-pull: HTTP 403 Forbidden: secrets \"ecr-pull\" is forbidden: User \"system:serviceaccount:ecr-updater:ecr-updater\" cannot get resource \"secrets\" in API group \"\" in the namespace \"team-b\""
+        ),
+        "{}",
+        out.output()
+    );
+    assert_eq!(
+        kube.forbidden_requests(),
+        ["GET /api/v1/namespaces/team-b/secrets/ecr-pull"]
     );
 }

@@ -1,5 +1,5 @@
 //! Secrets, by name in one namespace only (never listed, so RBAC can restrict them with
-//! `resourceNames`): get, create, merge-patch.
+//! `resourceNames`): get, create, merge-patch, and which write errors mean "another object".
 //!
 //! Answers are read as a [`SecretView`]: only the fields the daemon uses (type, immutable, uid,
 //! resourceVersion, the pull-secret payload keys, and this daemon's own annotations and labels);
@@ -53,6 +53,15 @@ pub fn get(client: &KubeClient, namespace: &str, name: &str) -> Result<Option<Va
         Err(e) if e.is_not_found() => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// Whether a write met another object than the one read: 409 Conflict (changed meanwhile, or a
+/// uid precondition), or 422 Invalid on `metadata.uid` (what a real API server answers to a PATCH
+/// whose uid is not the stored one's: the secret was deleted and re-created).
+pub fn is_other_object(e: &KubeError) -> bool {
+    e.is_conflict()
+        || matches!(e, KubeError::Api { code: 422, causes, .. }
+            if causes.iter().any(|c| c.field == "metadata.uid"))
 }
 
 /// Creates the secret.

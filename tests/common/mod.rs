@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod aws;
+pub mod fake;
 pub mod image;
 pub mod logs;
 

@@ -12,7 +12,7 @@ mod util;
 
 pub use aws::{AwsFault, FakeEcr};
 pub use http::RecordedRequest;
-pub use kube::{FakeKube, Fault, FaultKind, fault_from_json};
+pub use kube::{FakeKube, Fault, FaultKind, Mutation, fault_from_json};
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use ecrupdater_testkit::{FakeKube, Fault, FaultKind};
+use ecrupdater_testkit::{FakeKube, Fault, FaultKind, Mutation};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -646,21 +646,49 @@ fn patch_semantics() {
         &json!({"data": {"x": b64("1")}}),
     );
     assert_eq!(r.status, 200);
-    // UID precondition.
+    // A PATCH carries no preconditions: another uid in the patched object is ValidateObjectMetaUpdate's
+    // 422 "field is immutable" (merge, strategic and JSON patch alike), and nothing is written.
+    let before = k.secret("ns", "pull").unwrap();
+    for (ct, body) in [
+        (
+            "application/merge-patch+json",
+            json!({"metadata": {"uid": "not-the-uid"}, "data": {"x": b64("2")}}),
+        ),
+        (
+            "application/strategic-merge-patch+json",
+            json!({"metadata": {"uid": "not-the-uid"}, "data": {"x": b64("2")}}),
+        ),
+        (
+            "application/json-patch+json",
+            json!([{"op": "replace", "path": "/metadata/uid", "value": "not-the-uid"},
+                   {"op": "add", "path": "/data/x", "value": b64("2")}]),
+        ),
+    ] {
+        let r = patch(&a, &one, ct, &body);
+        assert_eq!(r.status, 422, "{ct}: {}", r.text);
+        assert_eq!(
+            r.json(),
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                   "message": "Secret \"pull\" is invalid: metadata.uid: Invalid value: \"not-the-uid\": field is immutable",
+                   "reason": "Invalid",
+                   "details": {"name": "pull", "kind": "Secret", "causes": [
+                       {"reason": "FieldValueInvalid", "message": "Invalid value: \"not-the-uid\": field is immutable",
+                        "field": "metadata.uid"}]},
+                   "code": 422}),
+            "{ct}"
+        );
+    }
+    assert_eq!(k.secret("ns", "pull").unwrap(), before, "nothing written");
+    // A stale resourceVersion is checked before validation: 409, even with a stale uid.
     let r = patch(
         &a,
         &one,
         "application/merge-patch+json",
-        &json!({"metadata": {"uid": "not-the-uid"}}),
+        &json!({"metadata": {"uid": "not-the-uid", "resourceVersion": rv}}),
     );
-    assert_eq!(r.status, 409);
-    let m = r.json()["message"].as_str().unwrap().to_string();
-    assert!(
-        m.contains(&format!(
-            "Precondition failed: UID in precondition: not-the-uid, UID in object meta: {uid}"
-        )),
-        "{m}"
-    );
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert_eq!(r.json()["reason"], "Conflict");
+    // The right uid, or none at all, patches.
     let r = patch(
         &a,
         &one,
@@ -668,6 +696,32 @@ fn patch_semantics() {
         &json!({"metadata": {"uid": uid}}),
     );
     assert_eq!(r.status, 200);
+    let r = patch(
+        &a,
+        &one,
+        "application/merge-patch+json",
+        &json!({"metadata": {"uid": null}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["metadata"]["uid"], uid.as_str());
+    // A PUT whose body carries a stale uid is a precondition: 409.
+    let mut stale = r.json();
+    stale["metadata"]["uid"] = json!("not-the-uid");
+    stale["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resourceVersion");
+    let r = put_json(&a, &one, &stale);
+    assert_eq!(r.status, 409);
+    assert_eq!(r.json()["reason"], "Conflict");
+    let m = r.json()["message"].as_str().unwrap().to_string();
+    assert!(
+        m.starts_with("Operation cannot be fulfilled on secrets \"pull\": ")
+            && m.contains(&format!(
+                "Precondition failed: UID in precondition: not-the-uid, UID in object meta: {uid}"
+            )),
+        "{m}"
+    );
 
     // Strategic merge patch merges the data map; stringData lands in data.
     let r = patch(
@@ -1062,6 +1116,34 @@ fn faults() {
     let t = Instant::now();
     assert_eq!(get(&a, &format!("{base}/api/v1/namespaces")).status, 200);
     assert!(t.elapsed() >= Duration::from_millis(150));
+
+    // Mutate: someone else's change lands just before the request, which is then served.
+    k.put_secret("ns", docker_secret("gone"));
+    k.inject(Fault::new(
+        Some("GET"),
+        "/api/v1/namespaces/ns/secrets/gone",
+        FaultKind::Mutate(Mutation::DeleteSecret {
+            namespace: "ns".into(),
+            name: "gone".into(),
+        }),
+    ));
+    let r = get(&a, &format!("{base}/api/v1/namespaces/ns/secrets/gone"));
+    assert_eq!(r.status, 404, "{}", r.text);
+    k.inject(Fault::new(
+        Some("POST"),
+        "/api/v1/namespaces/ns/secrets",
+        FaultKind::Mutate(Mutation::TerminateNamespace("ns".into())),
+    ));
+    let r = post_json(
+        &a,
+        &format!("{base}/api/v1/namespaces/ns/secrets"),
+        &docker_secret("late"),
+    );
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(
+        r.json()["details"]["causes"][0]["reason"],
+        "NamespaceTerminating"
+    );
 
     k.inject(Fault::new(None, "/x", FaultKind::Reset));
     k.clear_faults();
@@ -1472,4 +1554,125 @@ fn server_side_apply_conflicts() {
         r.json()["details"]["causes"][0]["message"],
         "conflict with \"kubectl-edit\" using v1"
     );
+}
+
+#[test]
+fn rbac_from_the_shipped_default_install() {
+    let (k, a) = kube_with(&["team-a"]);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../example_deployment");
+    let manifests = k.enforce_rbac_of(&dir).expect("render the default install");
+    assert_eq!(
+        manifests.daemon_user().expect("user").name,
+        "system:serviceaccount:ecr-updater:ecr-updater"
+    );
+    let base = k.base_url();
+    let who = "User \"system:serviceaccount:ecr-updater:ecr-updater\"";
+    // Allowed: the namespace list and watch, the pull secret by name, create.
+    assert_eq!(get(&a, &format!("{base}/api/v1/namespaces")).status, 200);
+    let r = get(
+        &a,
+        &format!("{base}/api/v1/namespaces/team-a/secrets/ecr-pull"),
+    );
+    assert_eq!(
+        (r.status, r.json()["reason"].clone()),
+        (404, json!("NotFound"))
+    );
+    let url = secrets_url(&k, "team-a");
+    assert_eq!(post_json(&a, &url, &docker_secret("ecr-pull")).status, 201);
+    let r = patch(
+        &a,
+        &format!("{url}/ecr-pull"),
+        "application/merge-patch+json",
+        &json!({"metadata": {"labels": {"x": "y"}}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    // Refused, with the apiserver's messages: other names, listing secrets, deleting, namespaces.
+    let cases = [
+        (
+            get(&a, &format!("{url}/other")),
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                   "message": format!("secrets \"other\" is forbidden: {who} cannot get resource \"secrets\" in API group \"\" in the namespace \"team-a\""),
+                   "reason": "Forbidden", "details": {"name": "other", "kind": "secrets"}, "code": 403}),
+        ),
+        (
+            get(&a, &format!("{base}/api/v1/secrets")),
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                   "message": format!("secrets is forbidden: {who} cannot list resource \"secrets\" in API group \"\" at the cluster scope"),
+                   "reason": "Forbidden", "details": {"kind": "secrets"}, "code": 403}),
+        ),
+        (
+            get(&a, &url),
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                   "message": format!("secrets is forbidden: {who} cannot list resource \"secrets\" in API group \"\" in the namespace \"team-a\""),
+                   "reason": "Forbidden", "details": {"kind": "secrets"}, "code": 403}),
+        ),
+        (
+            send(&a, "DELETE", &format!("{url}/ecr-pull"), None, None),
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                   "message": format!("secrets \"ecr-pull\" is forbidden: {who} cannot delete resource \"secrets\" in API group \"\" in the namespace \"team-a\""),
+                   "reason": "Forbidden", "details": {"name": "ecr-pull", "kind": "secrets"}, "code": 403}),
+        ),
+        (
+            get(&a, &format!("{base}/api/v1/namespaces/team-a")),
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                   "message": format!("namespaces \"team-a\" is forbidden: {who} cannot get resource \"namespaces\" in API group \"\" in the namespace \"team-a\""),
+                   "reason": "Forbidden", "details": {"name": "team-a", "kind": "namespaces"}, "code": 403}),
+        ),
+        (
+            get(
+                &a,
+                &format!("{base}/api/v1/namespaces/team-a/serviceaccounts/default"),
+            ),
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                   "message": format!("serviceaccounts \"default\" is forbidden: {who} cannot get resource \"serviceaccounts\" in API group \"\" in the namespace \"team-a\""),
+                   "reason": "Forbidden", "details": {"name": "default", "kind": "serviceaccounts"}, "code": 403}),
+        ),
+    ];
+    for (r, want) in cases {
+        assert_eq!(r.status, 403, "{}", r.text);
+        assert_eq!(r.json(), want);
+    }
+    assert_eq!(k.forbidden_requests().len(), 6);
+    assert!(
+        k.secret("team-a", "ecr-pull").is_some(),
+        "the refused delete changed nothing"
+    );
+    // Discovery stays open to every authenticated identity.
+    assert_eq!(get(&a, &format!("{base}/version")).status, 200);
+    assert_eq!(get(&a, &format!("{base}/api")).status, 200);
+
+    // The same through the admin endpoints (for the fake-kube binary).
+    let k = FakeKube::start();
+    k.enable_admin();
+    let base = k.base_url();
+    let r = post_json(
+        &a,
+        &format!("{base}/_admin/rbac"),
+        &json!({"kustomization": dir.join("variants/single-namespace")}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.json()["user"],
+        "system:serviceaccount:ecr-updater:ecr-updater"
+    );
+    let r = get(
+        &a,
+        &format!("{base}/api/v1/namespaces/team-b/secrets/ecr-pull"),
+    );
+    assert_eq!(r.status, 403, "{}", r.text);
+    let r = get(
+        &a,
+        &format!("{base}/api/v1/namespaces/team-a/secrets/ecr-pull"),
+    );
+    assert_eq!(r.status, 404, "{}", r.text);
+    assert_eq!(
+        get(&a, &format!("{base}/_admin/forbidden")).json(),
+        json!(["GET /api/v1/namespaces/team-b/secrets/ecr-pull"])
+    );
+    let r = post_json(
+        &a,
+        &format!("{base}/_admin/rbac"),
+        &json!({"kustomization": "/nonexistent"}),
+    );
+    assert_eq!(r.status, 400);
 }

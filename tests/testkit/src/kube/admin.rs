@@ -12,10 +12,13 @@
 //! - `POST /_admin/compact`, `POST /_admin/expire-continue-tokens`
 //! - `POST /_admin/config` `{"max_page_size":n|null,"ignore_limit":b,"empty_pages":b,
 //!   "bearer_token":s|null,"bookmark_interval_ms":n}` (each member optional)
+//! - `POST /_admin/rbac` `{"kustomization":"DIR"}`: renders DIR with `kubectl kustomize` and
+//!   enforces its RBAC for the service account its Deployment or CronJob runs as (answers
+//!   `{"user":..}`); `GET /_admin/forbidden` -> `["METHOD path", ..]` of the requests refused
 
 use super::store::{Res, meta_name, with_kind};
 use super::validation::{normalize_secret, normalize_service_account};
-use super::{Fault, FaultKind, Inner, mark_terminating, namespace_object};
+use super::{Fault, FaultKind, Inner, Mutation, mark_terminating, namespace_object};
 use crate::http::{Request, Response};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -47,6 +50,35 @@ pub(crate) fn delete_namespace(inner: &Inner, name: &str) -> bool {
     drop(st);
     inner.notify();
     true
+}
+
+/// Admin delete of one namespaced object.
+pub(crate) fn delete_object(inner: &Inner, res: Res, ns: &str, name: &str) -> bool {
+    let deleted = inner.lock().store.delete(res, ns, name).is_some();
+    inner.notify();
+    deleted
+}
+
+/// Carries out a [`Mutation`] (someone else's change).
+pub(crate) fn mutate(inner: &Inner, m: &Mutation) {
+    match m {
+        Mutation::DeleteSecret { namespace, name } => {
+            delete_object(inner, Res::Secrets, namespace, name);
+        }
+        Mutation::PutSecret { namespace, secret } => {
+            put_object(inner, Res::Secrets, namespace, secret.clone());
+        }
+        Mutation::RecreateSecret { namespace, secret } => {
+            delete_object(inner, Res::Secrets, namespace, &meta_name(secret));
+            put_object(inner, Res::Secrets, namespace, secret.clone());
+        }
+        Mutation::DeleteNamespace(name) => {
+            delete_namespace(inner, name);
+        }
+        Mutation::TerminateNamespace(name) => {
+            terminate_namespace(inner, name);
+        }
+    }
 }
 
 /// Admin insert/replace without validation (keeps uid/creationTimestamp of an existing object).
@@ -308,6 +340,27 @@ pub(crate) fn handle(inner: &Inner, req: &Request) -> Response {
             }
             ok(json!({}))
         }
+        ("POST", ["rbac"]) => {
+            let Some(dir) = body.get("kustomization").and_then(Value::as_str) else {
+                return err(400, "kustomization (a folder) is required");
+            };
+            let rendered =
+                super::rbac::Manifests::render(std::path::Path::new(dir)).and_then(|m| {
+                    Ok((
+                        m.rbac()?,
+                        m.daemon_user().ok_or("no Deployment or CronJob")?,
+                    ))
+                });
+            match rendered {
+                Ok((rbac, user)) => {
+                    let name = user.name.clone();
+                    inner.lock().rbac = Some((rbac, user));
+                    ok(json!({"user": name}))
+                }
+                Err(e) => err(400, &e),
+            }
+        }
+        ("GET", ["forbidden"]) => ok(json!(inner.lock().forbidden.clone())),
         _ => err(404, "unknown admin endpoint"),
     }
 }

@@ -5,14 +5,16 @@
 //!
 //! Submodules: `store` (objects, resourceVersions, event log, paging), `routes` (the REST surface),
 //! `watch` (chunked watch streams), `validation`, `selectors`, `patch`, `status` (Status bodies),
-//! `admin` (the `/_admin/` endpoints of the `fake-kube` binary), `events` (events.k8s.io/v1
-//! Events, validated and listed) and `access_review` (SelfSubjectAccessReviews).
+//! `rbac` (RBAC from rendered kustomizations, enforced when asked), `admin` (the `/_admin/`
+//! endpoints of the `fake-kube` binary, and the changes a `Mutate` fault makes), `events`
+//! (events.k8s.io/v1 Events, validated and listed) and `access_review` (SelfSubjectAccessReviews).
 
 mod access_review;
 mod admin;
 mod events;
 mod fieldmanager;
 mod patch;
+pub mod rbac;
 mod routes;
 mod selectors;
 mod status;
@@ -77,6 +79,24 @@ pub enum FaultKind {
     Conflict,
     /// 410 Gone, reason Expired (as for a too-old continue token).
     Gone,
+    /// Another client changes the store just before this request is served (deterministically
+    /// "between the daemon's read and its write"); then the request is answered normally.
+    Mutate(Mutation),
+}
+
+/// A change made by someone else, for [`FaultKind::Mutate`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mutation {
+    /// The secret is deleted.
+    DeleteSecret { namespace: String, name: String },
+    /// A secret is inserted or replaced (an admin write: new uid when it did not exist).
+    PutSecret { namespace: String, secret: Value },
+    /// The secret of that name is deleted and this one created in its place (a new uid).
+    RecreateSecret { namespace: String, secret: Value },
+    /// The namespace and everything in it are deleted.
+    DeleteNamespace(String),
+    /// The namespace starts terminating.
+    TerminateNamespace(String),
 }
 
 pub(crate) struct State {
@@ -92,6 +112,10 @@ pub(crate) struct State {
     pub admin: bool,
     pub events: events::Events,
     pub access_reviews: access_review::AccessReviews,
+    /// When set, every request is authorized as this user against these rules.
+    pub rbac: Option<(rbac::Rbac, rbac::User)>,
+    /// `METHOD path` of every request RBAC refused.
+    pub forbidden: Vec<String>,
 }
 
 pub(crate) struct Inner {
@@ -168,6 +192,8 @@ impl FakeKube {
                 admin: false,
                 events: Default::default(),
                 access_reviews: Default::default(),
+                rbac: None,
+                forbidden: Vec::new(),
             }),
             changed: Condvar::new(),
             stop: AtomicBool::new(false),
@@ -238,6 +264,11 @@ impl FakeKube {
         admin::put_object(&self.inner, Res::Secrets, namespace, secret);
     }
 
+    /// Deletes a secret (DELETED event), as another client would. Unknown names are ignored.
+    pub fn delete_secret(&self, namespace: &str, name: &str) {
+        admin::delete_object(&self.inner, Res::Secrets, namespace, name);
+    }
+
     /// The stored secret, as a GET returns it (with kind/apiVersion).
     pub fn secret(&self, namespace: &str, name: &str) -> Option<Value> {
         let st = self.inner.lock();
@@ -302,6 +333,28 @@ impl FakeKube {
     /// When Some: requests without `Authorization: Bearer <token>` get 401.
     pub fn require_bearer_token(&self, token: Option<&str>) {
         self.inner.lock().bearer = token.map(str::to_string);
+    }
+
+    /// From now on, authorizes every request (but `/_admin/`) as `user` against `rbac`, as the
+    /// kube-apiserver's RBAC authorizer does: what no rule allows gets the real 403 Forbidden.
+    pub fn enforce_rbac(&self, rbac: rbac::Rbac, user: rbac::User) {
+        self.inner.lock().rbac = Some((rbac, user));
+    }
+
+    /// Renders the kustomization in `dir` and enforces its RBAC for the identity its Deployment
+    /// (or CronJob) runs as; returns the rendered manifests. Needs kubectl and python3's yaml.
+    pub fn enforce_rbac_of(&self, dir: &std::path::Path) -> Result<rbac::Manifests, String> {
+        let manifests = rbac::Manifests::render(dir)?;
+        let user = manifests
+            .daemon_user()
+            .ok_or_else(|| format!("{}: no Deployment or CronJob", dir.display()))?;
+        self.enforce_rbac(manifests.rbac()?, user);
+        Ok(manifests)
+    }
+
+    /// `METHOD path` of every request RBAC refused so far.
+    pub fn forbidden_requests(&self) -> Vec<String> {
+        self.inner.lock().forbidden.clone()
     }
 
     /// Caps every page at `n` items when the client paginates (sends `limit`).

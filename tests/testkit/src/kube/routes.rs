@@ -13,7 +13,7 @@ use super::store::{
 };
 use super::validation::{
     normalize_namespace, normalize_secret, normalize_service_account, validate_meta,
-    validate_secret, validate_secret_update,
+    validate_meta_update, validate_secret, validate_secret_update,
 };
 use super::{FaultKind, Inner, State, mark_terminating, take_fault};
 use crate::http::{Handler, RecordedRequest, Reply, Request, Response, percent_decode};
@@ -49,6 +49,7 @@ impl Handler for KubeHandler {
             None => {}
             Some(FaultKind::Reset) => return Reply::Reset,
             Some(FaultKind::Delay(d)) => std::thread::sleep(d),
+            Some(FaultKind::Mutate(m)) => super::admin::mutate(inner, &m),
             Some(other) => return Reply::Full(fault_response(&other, &req)),
         }
         if let Some(expected) = inner.lock().bearer.clone() {
@@ -62,11 +63,27 @@ impl Handler for KubeHandler {
                 return Reply::Full(status::unauthorized());
             }
         }
+        if let Some(refused) = authorize(inner, &req) {
+            return Reply::Full(refused);
+        }
         match route(inner, &req) {
             Ok(r) => r,
             Err(resp) => Reply::Full(resp),
         }
     }
+}
+
+/// RBAC, when enforced: the 403 for a resource request no rule allows.
+fn authorize(inner: &Arc<Inner>, req: &Request) -> Option<Response> {
+    let mut st = inner.lock();
+    let (rbac, user) = st.rbac.as_ref()?;
+    let attrs = super::rbac::Attributes::of(req)?;
+    if rbac.allows(user, &attrs) {
+        return None;
+    }
+    let refused = super::rbac::forbidden(user, &attrs);
+    st.forbidden.push(format!("{} {}", req.method, req.path));
+    Some(refused)
 }
 
 fn fault_response(kind: &FaultKind, req: &Request) -> Response {
@@ -110,7 +127,7 @@ fn fault_response(kind: &FaultKind, req: &Request) -> Response {
         ),
         FaultKind::Conflict => status::conflict_modified(&plural, &name),
         FaultKind::Gone => status::expired(status::CONTINUE_EXPIRED_MSG, None),
-        FaultKind::Reset | FaultKind::Delay(_) => {
+        FaultKind::Reset | FaultKind::Delay(_) | FaultKind::Mutate(_) => {
             status::error(500, "InternalError", "fault", None)
         }
     }
@@ -341,7 +358,9 @@ fn validate(
     data: &BTreeMap<String, Vec<u8>>,
     old: Option<&Value>,
 ) -> ApiResult<()> {
-    let causes: Vec<Cause> = match res {
+    // ValidateObjectMetaUpdate comes first (metadata.uid immutable), then the kind's own rules.
+    let mut causes: Vec<Cause> = old.map_or_else(Vec::new, |o| validate_meta_update(obj, o));
+    causes.extend(match res {
         Res::Secrets => {
             let mut c = old.map_or_else(Vec::new, |o| validate_secret_update(obj, o));
             c.extend(validate_secret(obj, data));
@@ -349,7 +368,7 @@ fn validate(
         }
         Res::ServiceAccounts => validate_meta(obj, false),
         Res::Namespaces => validate_meta(obj, true),
-    };
+    });
     if causes.is_empty() {
         Ok(())
     } else {
@@ -469,13 +488,19 @@ fn update(
     Ok(Response::json(200, &with_kind(res, &out)))
 }
 
-/// metadata.uid / metadata.resourceVersion carried by the new object act as preconditions.
+/// PUT: metadata.uid / metadata.resourceVersion carried by the new object act as preconditions
+/// (rest.DefaultUpdatedObjectInfo(obj).Preconditions() takes the body's uid; a mismatch is 409).
 fn check_preconditions(res: Res, ns: &str, name: &str, new: &Value, old: &Value) -> ApiResult<()> {
     let uid = meta_field(new, "uid");
     let old_uid = meta_field(old, "uid");
     if !uid.is_empty() && uid != old_uid {
         return Err(status::conflict_uid(res.plural(), ns, name, &uid, &old_uid));
     }
+    check_resource_version(res, name, new, old)
+}
+
+/// Optimistic concurrency: a resourceVersion in the new object must be the stored one (409).
+fn check_resource_version(res: Res, name: &str, new: &Value, old: &Value) -> ApiResult<()> {
     let rv = meta_field(new, "resourceVersion");
     if !rv.is_empty() && rv != meta_field(old, "resourceVersion") {
         return Err(status::conflict_modified(res.plural(), name));
@@ -612,7 +637,10 @@ fn patch(inner: &Arc<Inner>, req: &Request, res: Res, ns: &str, name: &str) -> A
     if res.namespaced() && meta_field(&doc, "namespace") != ns {
         return Err(status::bad_request(NS_MISMATCH));
     }
-    check_preconditions(res, ns, name, &doc, &old)?;
+    // PATCH carries no preconditions (patch.go: rest.DefaultUpdatedObjectInfo(nil, ...)): the
+    // resourceVersion check of the storage update comes first, and a uid that differs from the
+    // stored one is ValidateObjectMetaUpdate's 422 "field is immutable" in `validate` below.
+    check_resource_version(res, name, &doc, &old)?;
     let data = normalize(res, &mut doc)?;
     if res == Res::Namespaces {
         keep_namespace_status(&mut doc, &old);

@@ -435,6 +435,18 @@ pub fn validate_secret(obj: &Value, data: &BTreeMap<String, Vec<u8>>) -> Vec<Cau
     causes
 }
 
+/// ValidateObjectMetaUpdate's rule that matters here: `metadata.uid` is immutable, so an update
+/// whose object carries another uid (a PATCH written for an object since deleted and re-created)
+/// is 422 `metadata.uid: Invalid value: "OLD": field is immutable`, the value shown being the one
+/// the request carried. An empty uid is the stored one (rest.BeforeUpdate fills it in).
+pub fn validate_meta_update(new: &Value, old: &Value) -> Vec<Cause> {
+    let (uid, old_uid) = (meta_str(new, "uid"), meta_str(old, "uid"));
+    if !uid.is_empty() && uid != old_uid {
+        return vec![Cause::invalid("metadata.uid", uid, "field is immutable")];
+    }
+    Vec::new()
+}
+
 /// ValidateSecretUpdate's own rules (ValidateSecret runs as well).
 pub fn validate_secret_update(new: &Value, old: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
