@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 
 files=("$@")
 if [ ${#files[@]} -eq 0 ]; then
-  files=(src/dockercfg.rs src/refresh.rs src/select.rs src/schedule.rs src/secret.rs
+  files=(src/dockercfg.rs src/refresh.rs src/select.rs src/schedule.rs src/sensitive.rs
          src/logging.rs src/kube/ src/aws/ecr.rs)
 fi
 

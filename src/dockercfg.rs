@@ -10,7 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
-use crate::secret::{Sensitive, register};
+use crate::sensitive::{Sensitive, register};
 
 /// The secret type whose payload is `.dockerconfigjson`.
 pub const TYPE_DOCKERCONFIGJSON: &str = "kubernetes.io/dockerconfigjson";
@@ -187,6 +187,9 @@ mod tests {
     #[test]
     fn base64_payload_is_masked_in_logs() {
         let encoded = Format::DockerConfigJson.payload_base64(&[login()]);
-        assert_eq!(crate::secret::scrub(&format!("x {encoded} y")), "x *** y");
+        assert_eq!(
+            crate::sensitive::scrub(&format!("x {encoded} y")),
+            "x *** y"
+        );
     }
 }

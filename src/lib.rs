@@ -7,7 +7,7 @@
 //!   a musl binary of about 2 MB that runs `FROM scratch`.
 //! - **Never make things worse**: a failure never writes a broken or empty secret and never deletes
 //!   anything; one namespace failing never stops the others.
-//! - **Never leak**: credentials live in [`secret::Sensitive`], whose `Debug` and `Display` print
+//! - **Never leak**: credentials live in [`sensitive::Sensitive`], whose `Debug` and `Display` print
 //!   `***`, and the logger masks every registered credential value as a second line of defence.
 //! - **Least privilege**: secrets are read and written by name in each namespace, never listed
 //!   cluster-wide, so RBAC can restrict them with `resourceNames`.
@@ -27,6 +27,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod dockercfg;
+pub mod files;
 pub mod health;
 pub mod http;
 pub mod kube;
@@ -35,8 +36,8 @@ pub mod names;
 pub mod net;
 pub mod refresh;
 pub mod schedule;
-pub mod secret;
 pub mod select;
+pub mod sensitive;
 pub mod shutdown;
 pub mod status;
 pub mod tokens;

@@ -16,7 +16,7 @@
 //! integers, as Python requires; `LOG_LEVEL` also takes lower-case names and numbers as text.
 //! Times are UTC.
 //!
-//! Every line, whatever its source: the message is masked first ([`crate::secret::mask`]: every
+//! Every line, whatever its source: the message is masked first ([`crate::sensitive::mask`]: every
 //! credential, and every piece of 16 characters of one), its control characters are escaped
 //! (`\n`, `\u{1b}`, ...) so that outside text cannot forge a line, and then it is cut so that
 //! no line is longer than [`MAX_LINE`] bytes.
@@ -34,7 +34,7 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 use crate::config::ConfigError;
-use crate::secret::{WINDOW, mask};
+use crate::sensitive::{WINDOW, mask};
 
 /// Python's default `basicConfig` format.
 const DEFAULT_FORMAT: &str = "%(levelname)s:%(name)s:%(message)s";
@@ -888,7 +888,7 @@ mod tests {
     #[test]
     fn no_line_is_longer_than_4_kib_and_the_mask_comes_first() {
         let token = format!("tok-{}", "Zq8Wm3Lp".repeat(40));
-        let _held = crate::secret::Sensitive::new(token.clone());
+        let _held = crate::sensitive::Sensitive::new(token.clone());
         // A credential straddling where the line is cut: masked, not cut into a piece.
         for pad in [3900, 4000, 4050, 4080] {
             let message = format!(
@@ -967,12 +967,12 @@ mod tests {
             auth: String,
             body_excerpt: String,
         }
-        let password = crate::secret::Sensitive::new("debug-held-ecr-password-0123456789abcdef");
+        let password = crate::sensitive::Sensitive::new("debug-held-ecr-password-0123456789abcdef");
         let auth = format!(
             "QVdTOmRlYnVnLWhlbGQtZWNyLXBhc3N3b3Jk{}",
             "LTAxMjM0NTY3ODlhYmNkZWY="
         );
-        crate::secret::register(&auth);
+        crate::sensitive::register(&auth);
         let built = Built {
             username: "AWS".into(),
             password: password.expose().to_string(),

@@ -19,10 +19,11 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::dockercfg::{Format, RegistryLogin};
+use crate::dockercfg::Format;
 use crate::kube::serviceaccounts::{self, SaOutcome};
 use crate::kube::{KubeClient, KubeError, namespaces, secrets};
 use crate::select::Selection;
+use crate::tokens::Token;
 
 /// The annotation that tells when the credentials in the secret expire (RFC 3339, UTC).
 pub const EXPIRES_ANNOTATION: &str = "k8s-ecrupdater/token-expires-at";
@@ -33,26 +34,6 @@ pub const VERIFIED_ANNOTATION: &str = "k8s-ecrupdater/verified-at";
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// Its value.
 pub const MANAGED_BY_VALUE: &str = "k8s-ecrupdater";
-
-/// The credentials to write, fetched once for the whole cycle.
-#[derive(Debug, Clone)]
-pub struct Token {
-    /// One login per registry host.
-    pub logins: Vec<RegistryLogin>,
-    /// When the token expires.
-    pub expires_at: OffsetDateTime,
-    /// When every registry accepted these credentials (`None`: not verified).
-    pub verified_at: Option<OffsetDateTime>,
-}
-
-impl Token {
-    /// The expiry as RFC 3339.
-    pub fn expires_rfc3339(&self) -> String {
-        self.expires_at
-            .format(&Rfc3339)
-            .unwrap_or_else(|_| self.expires_at.unix_timestamp().to_string())
-    }
-}
 
 /// What to target and how.
 #[derive(Debug, Clone, Default)]

@@ -135,9 +135,10 @@ fn validate_label_key(key: &str) -> Result<(), String> {
         Some((p, n)) => (Some(p), n),
         None => (None, key),
     };
-    if let Some(prefix) = prefix {
-        crate::config::validate_dns_subdomain(prefix)
-            .map_err(|_| format!("bad key prefix {prefix:?}"))?;
+    if let Some(prefix) = prefix
+        && !crate::names::is_dns1123_subdomain(prefix)
+    {
+        return Err(format!("bad key prefix {prefix:?}"));
     }
     if name.is_empty() || name.len() > 63 || !is_label_text(name) {
         return Err(format!("bad label key {key:?}"));

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::config::{Config, VerifyMode};
+use crate::config::{Config, Output, VerifyMode};
 use crate::dockercfg::{TYPE_DOCKERCFG, TYPE_DOCKERCONFIGJSON};
 use crate::kube::{KubeClient, namespaces, secrets};
 use crate::refresh::{EXPIRES_ANNOTATION, MANAGED_BY_LABEL, VERIFIED_ANNOTATION};
@@ -27,15 +27,6 @@ pub const EXPIRY_WARNING: time::Duration = time::Duration::hours(1);
 const MAX_SHOWN: usize = 64;
 /// The most registry hosts shown per secret.
 const MAX_HOSTS: usize = 16;
-
-/// How the status is printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Output {
-    /// An aligned table.
-    Table,
-    /// One JSON document.
-    Json,
-}
 
 /// One target namespace's secret.
 #[derive(Debug, Clone, PartialEq, Eq)]

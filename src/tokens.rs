@@ -1,4 +1,4 @@
-//! The registry logins for one cycle: one GetAuthorizationToken per distinct region (and API),
+//! The registry logins for one cycle, as one [`Token`]: one GetAuthorizationToken per distinct region (and API),
 //! never one per namespace, turned into one login per registry host. With no `ECR_REGISTRIES`,
 //! the configured region's token and the registry its `proxyEndpoint` names.
 //!
@@ -9,6 +9,8 @@
 
 use std::time::{Duration, Instant};
 
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use ureq::Agent;
 
 use crate::aws::ecr::{Api, EcrClient};
@@ -16,9 +18,28 @@ use crate::aws::error::AwsErrorKind;
 use crate::aws::{AwsError, CredentialChain, Credentials};
 use crate::config::Registry;
 use crate::dockercfg::{RegistryLogin, registry_host};
-use crate::refresh::Token;
 use crate::schedule::{self, Jitter};
 use crate::verify::{Verdict, Verifier, VerifyMode};
+
+/// The credentials to write, fetched once for the whole cycle.
+#[derive(Debug, Clone)]
+pub struct Token {
+    /// One login per registry host.
+    pub logins: Vec<RegistryLogin>,
+    /// When the token expires.
+    pub expires_at: OffsetDateTime,
+    /// When every registry accepted these credentials (`None`: not verified).
+    pub verified_at: Option<OffsetDateTime>,
+}
+
+impl Token {
+    /// The expiry as RFC 3339.
+    pub fn expires_rfc3339(&self) -> String {
+        self.expires_at
+            .format(&Rfc3339)
+            .unwrap_or_else(|_| self.expires_at.unix_timestamp().to_string())
+    }
+}
 
 /// A cached token is reused only while it stays valid this much longer.
 const REUSE_MARGIN: time::Duration = time::Duration::minutes(15);

@@ -172,7 +172,7 @@ impl Verifier {
 
     fn check_one(&self, login: &RegistryLogin) -> Check {
         let basic = STANDARD.encode(format!("{}:{}", login.username, login.password.expose()));
-        crate::secret::register(&basic);
+        crate::sensitive::register(&basic);
         let url = format!("https://{}/v2/", login.host);
         match self.get(&url, &basic) {
             Ok((200, _, _)) => Check::Verified,

@@ -9,9 +9,9 @@ use std::time::Duration;
 use ureq::Agent;
 
 use super::answer::{Cap, receive};
-use super::credentials::{Credentials, read_token_file};
 use super::error::{AwsError, AwsErrorKind};
 use super::imds::{local_agent, parse_credentials_json};
+use super::keys::{Credentials, read_token_file};
 use crate::config::{ContainerAuthorization, ContainerSettings};
 
 /// A client for the configured container endpoint.

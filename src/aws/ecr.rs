@@ -21,19 +21,11 @@ use time::OffsetDateTime;
 use ureq::Agent;
 
 use super::answer::{Cap, receive};
-use super::credentials::Credentials;
 use super::error::{AwsError, AwsErrorKind};
+use super::keys::Credentials;
 use super::sign::{Unsigned, signature_headers};
-use crate::secret::Sensitive;
-
-/// Which ECR API a client talks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Api {
-    /// Private registries (`<account>.dkr.ecr.<region>.amazonaws.com`): SigV4 service `ecr`.
-    Private,
-    /// ECR Public (`public.ecr.aws`): SigV4 service `ecr-public`, region us-east-1.
-    Public,
-}
+pub use crate::config::Api;
+use crate::sensitive::Sensitive;
 
 impl Api {
     fn operation(self) -> &'static str {
@@ -363,7 +355,7 @@ fn registry_host(endpoint: &str, rules: &Rules<'_>) -> Result<String, String> {
         return Err(refused("has a port"));
     }
     let own_form = match rules.api {
-        Api::Private => super::names::ecr_registry_region(&host).is_some(),
+        Api::Private => crate::names::aws::ecr_registry_region(&host).is_some(),
         Api::Public => host == PUBLIC_HOST,
     };
     if own_form {

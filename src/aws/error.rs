@@ -212,7 +212,7 @@ pub fn xml_text(xml: &str, tag: &str) -> Option<String> {
 /// A piece of text from a peer, fit for an error message: masked FIRST (every registered
 /// credential), control characters escaped, then cut to `max_chars` on a character boundary.
 pub fn excerpt(text: &str, max_chars: usize) -> String {
-    let masked = crate::secret::scrub(text);
+    let masked = crate::sensitive::scrub(text);
     let mut out = String::new();
     for (i, c) in masked.chars().enumerate() {
         if i >= max_chars {
@@ -232,7 +232,7 @@ pub fn excerpt(text: &str, max_chars: usize) -> String {
 /// would leave a piece of an echoed credential unmasked), then white space folded, control
 /// characters escaped, and the length bounded on a character boundary.
 fn one_line(message: &str) -> String {
-    let masked = crate::secret::scrub(message);
+    let masked = crate::sensitive::scrub(message);
     let mut out = String::new();
     let mut chars = 0usize;
     for (i, word) in masked.split_whitespace().enumerate() {
@@ -291,7 +291,7 @@ mod tests {
     #[test]
     fn an_echoed_credential_is_masked_before_the_cut() {
         let token = format!("FQoGZXIvYXdzE{}", "Q".repeat(600));
-        crate::secret::register(&token);
+        crate::sensitive::register(&token);
         let body =
             format!(r#"{{"__type":"InvalidClientTokenId","message":"bad token {token} given"}}"#);
         let e = AwsError::from_response("STS AssumeRole", 403, None, &body);
@@ -324,7 +324,7 @@ mod tests {
     #[test]
     fn excerpts_are_masked_then_cut() {
         let token = format!("IQoJb3JpZ2luX2Vj{}", "Z".repeat(300));
-        crate::secret::register(&token);
+        crate::sensitive::register(&token);
         let text = excerpt(&format!("ab{token}cd\u{7}"), 10);
         assert_eq!(text, "ab***cd\\u{7}");
         let cut = excerpt(&"\u{e9}".repeat(50), 10);

@@ -14,10 +14,10 @@ use ureq::Agent;
 use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 
 use super::answer::{Cap, classify, is_broken_answer, receive};
-use super::credentials::Credentials;
 use super::error::{AwsError, AwsErrorKind};
+use super::keys::Credentials;
 use super::sts::parse_expiration;
-use crate::secret::Sensitive;
+use crate::sensitive::Sensitive;
 
 const TOKEN_PATH: &str = "/latest/api/token";
 const ROLES_PATH: &str = "/latest/meta-data/iam/security-credentials/";
@@ -305,7 +305,7 @@ mod tests {
             Some("imds-session-token-1")
         );
         assert!(c.expires_at.is_some());
-        assert_eq!(crate::secret::scrub("imds-session-token-1"), "***");
+        assert_eq!(crate::sensitive::scrub("imds-session-token-1"), "***");
     }
 
     #[test]

@@ -8,7 +8,7 @@ pub mod credentials;
 pub mod ecr;
 pub mod error;
 pub mod imds;
-pub mod names;
+pub mod keys;
 pub mod profile;
 pub mod sign;
 pub mod sts;

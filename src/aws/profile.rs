@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::secret::Sensitive;
+use crate::sensitive::Sensitive;
 
 /// Profile name -> property name (lower case) -> value.
 type Profiles = BTreeMap<String, BTreeMap<String, String>>;
@@ -36,7 +36,7 @@ impl ProfileSet {
     ) -> Result<Self, String> {
         let mut set = ProfileSet::default();
         let read = |path: &Path| -> Result<Option<String>, String> {
-            match super::answer::read_small_file(path, super::answer::SHARED_FILE_CAP) {
+            match crate::files::read_small_file(path, crate::files::SHARED_FILE_CAP) {
                 Ok(text) => Ok(Some(text)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(format!("cannot read {}: {e}", path.display())),
@@ -633,6 +633,9 @@ aws_secret_access_key = ignored-secret-00001
     #[test]
     fn the_keys_used_are_masked_in_logs() {
         let _ = plan("top");
-        assert_eq!(crate::secret::scrub("a base-secret-key-00001 b"), "a *** b");
+        assert_eq!(
+            crate::sensitive::scrub("a base-secret-key-00001 b"),
+            "a *** b"
+        );
     }
 }

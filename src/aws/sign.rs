@@ -8,7 +8,7 @@ use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, si
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 
-use super::credentials::Credentials;
+use super::keys::Credentials;
 
 /// A request to sign: what SigV4 covers.
 #[derive(Debug, Clone, Copy)]
@@ -70,7 +70,7 @@ pub fn signature_headers(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::Sensitive;
+    use crate::sensitive::Sensitive;
     use std::time::Duration;
 
     fn creds(token: Option<&str>) -> Credentials {

@@ -9,11 +9,11 @@ use time::format_description::well_known::Rfc3339;
 use ureq::Agent;
 
 use super::answer::{Cap, receive};
-use super::credentials::Credentials;
 use super::error::{AwsError, AwsErrorKind};
+use super::keys::Credentials;
 use super::sign::{Unsigned, signature_headers};
 use super::xml;
-use crate::secret::Sensitive;
+use crate::sensitive::Sensitive;
 
 const CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";
 const VERSION: &str = "2011-06-15";
@@ -200,7 +200,7 @@ mod tests {
         assert_eq!(c.source, "web identity");
         assert!(!format!("{c:?}").contains("qqXh2RNj8KM4"));
         assert_eq!(
-            crate::secret::scrub("x qqXh2RNj8KM4xmTOFdTMWVzfI17LVrObRq2SPvpi y"),
+            crate::sensitive::scrub("x qqXh2RNj8KM4xmTOFdTMWVzfI17LVrObRq2SPvpi y"),
             "x *** y",
             "the secret is registered with the log mask"
         );

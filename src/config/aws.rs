@@ -10,7 +10,7 @@ use super::values::{
     UrlKind, default_endpoint, parse_base_url, parse_bool, parse_url, shown, validate_region,
 };
 use super::{ConfigError, Env};
-use crate::secret::Sensitive;
+use crate::sensitive::Sensitive;
 
 /// AWS settings: region, endpoints, and what the credential chain may use.
 #[derive(Debug, Clone)]

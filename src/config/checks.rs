@@ -95,7 +95,7 @@ pub fn network(env: &Env) -> Result<Network, ConfigError> {
 /// least one certificate, each of which must parse.
 fn read_ca_bundle(path: &Path) -> Result<Vec<Vec<u8>>, String> {
     let shown = path.display();
-    let text = crate::aws::answer::read_small_file(path, CA_BUNDLE_CAP)
+    let text = crate::files::read_small_file(path, CA_BUNDLE_CAP)
         .map_err(|e| format!("cannot read {shown}: {e}"))?;
     let mut certs = Vec::new();
     for item in ureq::tls::parse_pem(text.as_bytes()) {

@@ -22,7 +22,7 @@ pub use aws::{
     ProfileSettings, StaticKeys, WebIdentitySettings,
 };
 pub use checks::{ConnectTo, Network, VerifyMode};
-pub use registry::Registry;
+pub use registry::{Api, Registry};
 pub use values::{default_endpoint, validate_dns_subdomain};
 
 use std::collections::BTreeMap;
@@ -90,6 +90,15 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// How the status is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// An aligned table.
+    Table,
+    /// One JSON document.
+    Json,
+}
+
 /// What the command line asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
@@ -100,7 +109,7 @@ pub enum Command {
     /// Print the version.
     Version,
     /// `--status [--output json]`: print the state of every target's secret ([`crate::status`]).
-    Status(crate::status::Output),
+    Status(Output),
 }
 
 /// Flags that change how a run behaves.
@@ -213,12 +222,12 @@ where
     while let Some(arg) = args.next() {
         match arg.as_ref() {
             "--status" => status = true,
-            "--output=json" => output = Some(crate::status::Output::Json),
-            "--output=table" => output = Some(crate::status::Output::Table),
+            "--output=json" => output = Some(Output::Json),
+            "--output=table" => output = Some(Output::Table),
             "--output" | "-o" => {
                 output = Some(match args.next().as_ref().map(AsRef::as_ref) {
-                    Some("json") => crate::status::Output::Json,
-                    Some("table") => crate::status::Output::Table,
+                    Some("json") => Output::Json,
+                    Some("table") => Output::Table,
                     _ => return Err(ConfigError::new("--output", "must be json or table")),
                 })
             }
@@ -236,9 +245,7 @@ where
             "--status",
             "goes with no other flag but --output",
         )),
-        (true, output) => Ok(Command::Status(
-            output.unwrap_or(crate::status::Output::Table),
-        )),
+        (true, output) => Ok(Command::Status(output.unwrap_or(Output::Table))),
         (false, Some(_)) => Err(ConfigError::new("--output", "goes with --status")),
         (false, None) => Ok(Command::Run(flags)),
     }
@@ -683,16 +690,13 @@ mod tests {
         assert_eq!(parse_args(["--help"]), Ok(Command::Help));
         assert_eq!(
             parse_args(["--status", "--output", "json"]),
-            Ok(Command::Status(crate::status::Output::Json))
+            Ok(Command::Status(Output::Json))
         );
         assert_eq!(
             parse_args(["--output=json", "--status"]),
-            Ok(Command::Status(crate::status::Output::Json))
+            Ok(Command::Status(Output::Json))
         );
-        assert_eq!(
-            parse_args(["--status"]),
-            Ok(Command::Status(crate::status::Output::Table))
-        );
+        assert_eq!(parse_args(["--status"]), Ok(Command::Status(Output::Table)));
         assert_eq!(
             parse_args(["--output", "json"]).expect_err("alone").name,
             "--output"

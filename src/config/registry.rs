@@ -5,6 +5,15 @@
 use super::values::{default_endpoint, parse_base_url, shown, split_list};
 use super::{ConfigError, Env};
 
+/// Which ECR API hands out a registry's token (the client in `aws::ecr` talks to it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// Private registries (`<account>.dkr.ecr.<region>.amazonaws.com`): SigV4 service `ecr`.
+    Private,
+    /// ECR Public (`public.ecr.aws`): SigV4 service `ecr-public`, region us-east-1.
+    Public,
+}
+
 /// A registry whose login goes into the pull secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registry {
@@ -13,7 +22,7 @@ pub struct Registry {
     /// The region whose token it takes (us-east-1 for ECR Public).
     pub region: String,
     /// Which API hands out its token.
-    pub api: crate::aws::ecr::Api,
+    pub api: Api,
     /// That API's endpoint.
     pub endpoint: String,
 }
@@ -36,7 +45,6 @@ pub(super) fn registries(env: &Env) -> Result<Vec<Registry>, ConfigError> {
 
 /// One registry host: `<account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]` or `public.ecr.aws`.
 fn parse_registry(item: &str, env: &Env) -> Result<Registry, String> {
-    use crate::aws::ecr::Api;
     let host = item
         .strip_prefix("https://")
         .unwrap_or(item)
@@ -67,7 +75,7 @@ fn parse_registry(item: &str, env: &Env) -> Result<Registry, String> {
             shown(item)
         )
     };
-    let region = crate::aws::names::ecr_registry_region(&host)
+    let region = crate::names::aws::ecr_registry_region(&host)
         .ok_or_else(bad)?
         .to_string();
     let fips = host.contains(".dkr.ecr-fips.") || host.contains(".dkr-ecr-fips.");
@@ -128,7 +136,7 @@ mod tests {
                 ),
             ]
         );
-        assert_eq!(c.registries[3].api, crate::aws::ecr::Api::Public);
+        assert_eq!(c.registries[3].api, super::Api::Public);
         assert_eq!(
             error_name(&[("ECR_REGISTRIES", "docker.io")]),
             "ECR_REGISTRIES"

@@ -22,9 +22,9 @@ pub fn default_endpoint(service_prefix: &str, region: &str) -> String {
 }
 
 /// A region name such as `eu-west-1`, `us-gov-west-1` or `cn-north-1` (the rule is
-/// [`crate::aws::names::is_region_name`]).
+/// [`crate::names::aws::is_region_name`]).
 pub(super) fn validate_region(region: &str) -> Result<(), String> {
-    if crate::aws::names::is_region_name(region) {
+    if crate::names::aws::is_region_name(region) {
         Ok(())
     } else {
         Err(format!(
@@ -232,23 +232,16 @@ pub(super) fn split_list(value: &str) -> Vec<String> {
         .collect()
 }
 
-/// A DNS-1123 subdomain, as Kubernetes requires of a Secret's name.
+/// A DNS-1123 subdomain, as Kubernetes requires of a Secret's name ([`crate::names`]), with the
+/// reason when it is not one.
 pub fn validate_dns_subdomain(name: &str) -> Result<(), String> {
-    if name.len() > 253 {
-        return Err(format!(
-            "must be at most 253 characters, got {}",
+    if name.len() > crate::names::SUBDOMAIN_MAX_LEN {
+        Err(format!(
+            "must be at most {} characters, got {}",
+            crate::names::SUBDOMAIN_MAX_LEN,
             name.len()
-        ));
-    }
-    let label_ok = |label: &str| {
-        !label.is_empty()
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-    };
-    if name.split('.').all(label_ok) {
+        ))
+    } else if crate::names::is_dns1123_subdomain(name) {
         Ok(())
     } else {
         Err(format!(

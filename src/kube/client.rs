@@ -21,7 +21,7 @@ use ureq::http::{Method, Request};
 
 use super::error::KubeError;
 use crate::config::{KubeAccess, Timeouts};
-use crate::secret::Sensitive;
+use crate::sensitive::Sensitive;
 
 /// How long a read token is trusted before the file is read again (as client-go does).
 const TOKEN_REREAD: Duration = Duration::from_secs(60);

@@ -224,7 +224,7 @@ struct StatusCause {
 
 /// The first line of a plain-text body, masked and bounded, for messages.
 fn first_line(body: &str) -> String {
-    let masked = crate::secret::scrub(body);
+    let masked = crate::sensitive::scrub(body);
     let line = masked.trim().lines().next().unwrap_or_default();
     bounded_text(line, MAX_MESSAGE_CHARS)
 }
@@ -233,7 +233,7 @@ fn first_line(body: &str) -> String {
 /// never leave a piece of one), then control characters escaped, then cut to `max_chars`
 /// characters (on a character boundary), saying how long it was.
 pub fn bounded_text(text: &str, max_chars: usize) -> String {
-    let masked = crate::secret::scrub(text);
+    let masked = crate::sensitive::scrub(text);
     let mut out = String::with_capacity(masked.len().min(max_chars + 32));
     for (kept, c) in masked.chars().enumerate() {
         if kept >= max_chars {
@@ -330,7 +330,7 @@ mod tests {
 
     #[test]
     fn a_huge_status_message_is_masked_then_cut_and_its_newlines_escaped() {
-        crate::secret::register("hostile-echoed-credential-0123456789");
+        crate::sensitive::register("hostile-echoed-credential-0123456789");
         let message = format!(
             "forged\ncycle done {} hostile-echoed-credential-0123456789",
             "x".repeat(290)

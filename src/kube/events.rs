@@ -118,7 +118,7 @@ pub fn event(namespace: &str, secret: &str, reason: &str, action: &str, note: &s
 
 /// The note masked, on one line, and at most [`MAX_NOTE`] bytes (cut on a character boundary).
 fn bounded_note(note: &str) -> String {
-    let masked = crate::secret::scrub(note);
+    let masked = crate::sensitive::scrub(note);
     let mut out = String::with_capacity(MAX_NOTE);
     for c in masked.chars() {
         let c = if c.is_control() { ' ' } else { c };
@@ -137,7 +137,7 @@ mod tests {
 
     #[test]
     fn the_note_is_masked_bounded_and_one_line() {
-        crate::secret::register("event-secret-value-123");
+        crate::sensitive::register("event-secret-value-123");
         let e = event(
             "app",
             "ecr-pull",

@@ -1,7 +1,11 @@
-//! Kubernetes name rules: the DNS-1123 label (namespaces) and the DNS-1123 subdomain (secrets,
-//! service accounts), as `k8s.io/apimachinery/pkg/util/validation` states them. Every name that
-//! goes into a request path is checked with these first, whether it came from configuration or
-//! from an API answer. Depends on nothing else in the crate.
+//! Name rules that belong to every layer, so that none of them reaches another for them: here the
+//! Kubernetes ones, the DNS-1123 label (namespaces) and the DNS-1123 subdomain (secrets, service
+//! accounts), as `k8s.io/apimachinery/pkg/util/validation` states them; in [`aws`] the shapes of
+//! region names and ECR registry hosts. Every name that goes into a request path is checked with
+//! these first, whether it came from configuration or from an answer. Depends on nothing else in
+//! the crate.
+
+pub mod aws;
 
 /// Longest DNS-1123 label (a namespace name).
 pub const LABEL_MAX_LEN: usize = 63;
