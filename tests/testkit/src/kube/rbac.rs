@@ -259,21 +259,37 @@ impl Rbac {
     /// Whether `user` may do `a` (some binding that applies to the request's namespace grants a
     /// role with a rule allowing it; RBAC only ever allows).
     pub fn allows(&self, user: &User, a: &Attributes) -> bool {
-        self.bindings.iter().any(|b| {
-            let applies = b.namespace.is_empty() || b.namespace == a.namespace;
-            if !applies || !b.subjects.iter().any(|s| user.is(s)) {
-                return false;
-            }
-            let rules = match b.role_kind.as_str() {
-                "ClusterRole" => self.cluster_roles.get(&b.role_name),
-                "Role" if !b.namespace.is_empty() => {
-                    self.roles.get(&(b.namespace.clone(), b.role_name.clone()))
+        basic_user_allows(a)
+            || self.bindings.iter().any(|b| {
+                let applies = b.namespace.is_empty() || b.namespace == a.namespace;
+                if !applies || !b.subjects.iter().any(|s| user.is(s)) {
+                    return false;
                 }
-                _ => None,
-            };
-            rules.is_some_and(|rules| rules.iter().any(|r| r.allows(a)))
-        })
+                let rules = match b.role_kind.as_str() {
+                    "ClusterRole" => self.cluster_roles.get(&b.role_name),
+                    "Role" if !b.namespace.is_empty() => {
+                        self.roles.get(&(b.namespace.clone(), b.role_name.clone()))
+                    }
+                    _ => None,
+                };
+                rules.is_some_and(|rules| rules.iter().any(|r| r.allows(a)))
+            })
     }
+}
+
+/// The bootstrap ClusterRole `system:basic-user`, bound to the group `system:authenticated`
+/// (plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go): every authenticated identity may
+/// create SelfSubjectAccessReviews and SelfSubjectRulesReviews (authorization.k8s.io) and
+/// SelfSubjectReviews (authentication.k8s.io), whatever the shipped manifests say.
+fn basic_user_allows(a: &Attributes) -> bool {
+    a.verb == "create"
+        && matches!(
+            (a.api_group.as_str(), a.resource.as_str()),
+            (
+                "authorization.k8s.io",
+                "selfsubjectaccessreviews" | "selfsubjectrulesreviews"
+            ) | ("authentication.k8s.io", "selfsubjectreviews")
+        )
 }
 
 /// The 403 the apiserver sends when no authorizer allows the request.
