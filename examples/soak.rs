@@ -129,6 +129,7 @@ fn run() -> Result<(), String> {
         ("K8S_PULL_SECRET_NAME", SECRET),
         ("AWS_REGION", "eu-west-1"),
         ("AWS_ENDPOINT_URL_ECR", ecr_url.as_str()),
+        ("ECR_VERIFY", "off"),
         ("AWS_ACCESS_KEY_ID", "AKIASOAKSOAKSOAK"),
         (
             "AWS_SECRET_ACCESS_KEY",

@@ -96,7 +96,7 @@ for n in "${counts[@]}"; do
     env -i PATH="$PATH" K8S_PULL_SECRET_NAME=ecr-pull AWS_REGION=eu-west-1 \
       AWS_ENDPOINT_URL="$ecr_url" AWS_ACCESS_KEY_ID=AKIABENCHBENCHBENCH \
       AWS_SECRET_ACCESS_KEY=bench-secret-key ECR_CREATE_MISSING=true KUBERNETES_API_ENDPOINT="$url" \
-      LOG_CONFIG=/nonexistent LOG_LEVEL=INFO AWS_EC2_METADATA_DISABLED=true ECR_HEALTH_ADDR= \
+      LOG_CONFIG=/nonexistent LOG_LEVEL=INFO AWS_EC2_METADATA_DISABLED=true ECR_HEALTH_ADDR= ECR_VERIFY=off \
       /usr/bin/time -f '%e %M' -o "$work/time" "$bin" --once >/dev/null 2>"$work/daemon.err" || {
         echo "ecrupdater failed:"; cat "$work/daemon.err"; exit 1; }
     read -r wall rss_kib <"$work/time"

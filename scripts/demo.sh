@@ -168,6 +168,7 @@ env -i PATH="$PATH" HOME="$work" \
   K8S_PULL_SECRET_NAME="$SECRET" AWS_REGION="$REGION" \
   AWS_ACCESS_KEY_ID=AKIADEMODEMODEMODEMO AWS_SECRET_ACCESS_KEY=demo-secret-key-not-a-real-one \
   AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" AWS_EC2_METADATA_DISABLED=true \
+  ECR_VERIFY=off \
   KUBERNETES_API_ENDPOINT="$kube" ECR_CREATE_MISSING=true \
   LOG_CONFIG="$work/no-logging.json" LOG_LEVEL=INFO \
   "$bin" --once 2>&1 | sed 's/^/  | /' || status=$?

@@ -293,22 +293,22 @@ impl Daemon {
     /// One cycle: a token (new, or the cached one while good), then every target.
     pub fn cycle(&mut self, force_new_token: bool) -> Result<CycleReport, CycleError> {
         let token = self.tokens.get(force_new_token).map_err(CycleError::Aws)?;
+        let as_cycle_error = |e: KubeError| match e {
+            KubeError::Transport { .. } | KubeError::Unreachable { .. } => {
+                CycleError::Unreachable(e)
+            }
+            other => CycleError::Kube(other),
+        };
         if self.preflight.is_none() {
             let rights = access_review::needed_rights(&self.config);
             let dry_run = self.config.flags.dry_run;
-            match access_review::preflight(&self.kube, &rights, dry_run) {
-                Preflight::Unreachable => {}
-                done => self.preflight = Some(done),
-            }
+            let done =
+                access_review::preflight(&self.kube, &rights, dry_run).map_err(as_cycle_error)?;
+            self.preflight = Some(done);
         }
         self.refresher
             .run_cycle(&self.kube, token)
-            .map_err(|e| match e {
-                KubeError::Transport { .. } | KubeError::Unreachable { .. } => {
-                    CycleError::Unreachable(e)
-                }
-                other => CycleError::Kube(other),
-            })
+            .map_err(as_cycle_error)
     }
 
     /// Waits `wait` while watching namespaces: each new target namespace is served at once with

@@ -720,7 +720,11 @@ fn a_list_of_more_namespaces_than_the_cap_is_refused_before_any_is_served() {
 #[test]
 fn a_list_that_trickles_forever_is_abandoned_after_bounded_attempts_and_once_returns() {
     use std::io::Write;
-    let api = HostileApi::start(|_, _, stream| {
+    let api = HostileApi::start(|request, _, stream| {
+        if !request.path.starts_with(LIST) {
+            // The RBAC preflight's review: "not served here", so the list is what trickles.
+            return not_found(stream);
+        }
         let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n{\"items\":[";
         if stream.write_all(head.as_bytes()).is_err() {
             return;

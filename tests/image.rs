@@ -239,8 +239,10 @@ fn service_account_dir(name: &str, ca_pem: &str) -> PathBuf {
 
 /// The container's environment: the default Deployment's `env` as shipped, the keys its
 /// `envFrom` Secret holds (moto's IAM user here), the two variables the kubelet sets for the API
-/// service, and the two this test must change: AWS_ENDPOINT_URL (moto) and ECR_HEALTH_ADDR (a
-/// free port on 127.0.0.1, as the container shares the host's network).
+/// service, and the three this test must change: AWS_ENDPOINT_URL (moto), ECR_HEALTH_ADDR (a
+/// free port on 127.0.0.1, as the container shares the host's network) and ECR_VERIFY=off (the
+/// registry host moto's token names is AWS's own, and no test reaches beyond 127.0.0.1;
+/// tests/e2e_verify.rs proves verification against a real registry).
 fn pod_env(
     kube: &FakeKube,
     ecr_url: &str,
@@ -279,6 +281,7 @@ fn pod_env(
             ("KUBERNETES_SERVICE_HOST", "127.0.0.1".to_string()),
             ("KUBERNETES_SERVICE_PORT", kube.port().to_string()),
             ("AWS_ENDPOINT_URL", ecr_url.to_string()),
+            ("ECR_VERIFY", "off".to_string()),
         ]
         .map(|(k, v)| (k.to_string(), v)),
     );

@@ -138,7 +138,7 @@ fn a_pull_secret_echoed_by_the_api_server_is_masked() {
     let posts: Vec<_> = kube
         .requests()
         .into_iter()
-        .filter(|r| r.method == "POST")
+        .filter(|r| r.method == "POST" && r.path.ends_with("/secrets"))
         .collect();
     assert!(
         !posts.is_empty(),

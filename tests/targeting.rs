@@ -768,8 +768,13 @@ fn the_single_namespace_install_refuses_every_other_namespace() {
         "{}",
         out.output()
     );
+    // The RefreshFailed Event about team-b is refused too (events are granted in team-a only);
+    // a refused Event never fails anything more.
     assert_eq!(
         kube.forbidden_requests(),
-        ["GET /api/v1/namespaces/team-b/secrets/ecr-pull"]
+        [
+            "GET /api/v1/namespaces/team-b/secrets/ecr-pull",
+            "POST /apis/events.k8s.io/v1/namespaces/team-b/events"
+        ]
     );
 }

@@ -153,6 +153,9 @@ What is refreshed:
                               registry in AWS_REGION)
   ECR_SERVICE_ACCOUNTS        ServiceAccounts that must list the secret in
                               imagePullSecrets (default: none)
+  ECR_VERIFY                  off, warn or enforce: GET https://HOST/v2/ with the new
+                              login before writing; a refusal is logged (warn) or writes
+                              nothing for the cycle (enforce) (default warn)
 
 The Kubernetes API (first that applies):
   KUBERNETES_API_ENDPOINT     API base URL, http:// or https:// (default: in-cluster,
@@ -198,6 +201,10 @@ AWS endpoints and network:
   HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY (or lower case)
                               proxy for AWS calls only, never for the Kubernetes API or
                               instance metadata (default: none)
+  AWS_CA_BUNDLE               PEM file of extra CAs for every AWS and registry HTTPS call
+                              (a TLS-inspecting proxy's) (default: none)
+  ECR_REGISTRY_CONNECT_TO     HOST:PORT:CONNECT_HOST:CONNECT_PORT,... (curl's --connect-to):
+                              reach a registry elsewhere, TLS still checks HOST (default: none)
   ECR_HTTP_CONNECT_TIMEOUT    seconds to connect, 1 to 300 (default 5)
   ECR_HTTP_TIMEOUT            seconds for the rest of one HTTP call, 1 to 600 (default 30)
 

@@ -137,35 +137,40 @@ pub enum Preflight {
     Missing(Vec<Right>),
     /// The server does not answer the reviews (an old or locked-down server).
     NotAnswered,
-    /// The server could not be reached: worth trying again before the next cycle.
-    Unreachable,
 }
 
 /// Asks the server about each right and logs each missing one (as an error in a dry run, else a
-/// warning) with the rule that grants it.
-pub fn preflight(client: &KubeClient, rights: &[Right], dry_run: bool) -> Preflight {
+/// warning) with the rule that grants it. A server that cannot be reached, or whose TLS fails,
+/// is the error: the cycle would meet it next anyway, so it reports it without a second try.
+pub fn preflight(
+    client: &KubeClient,
+    rights: &[Right],
+    dry_run: bool,
+) -> Result<Preflight, super::KubeError> {
     let mut missing = Vec::new();
     for right in rights {
         let answer = match client.post::<Value>(PATH, &right.review(), Cap::Object) {
             Ok(answer) => answer,
             Err(
-                e @ (super::KubeError::Transport { .. } | super::KubeError::Unreachable { .. }),
+                e @ (super::KubeError::Transport { .. }
+                | super::KubeError::Unreachable { .. }
+                | super::KubeError::Tls { .. }),
             ) => {
-                log::debug!("RBAC preflight postponed: the API server is not reachable ({e})");
-                return Preflight::Unreachable;
+                log::debug!("RBAC preflight postponed: the API server did not answer ({e})");
+                return Err(e);
             }
             Err(e) => {
                 log::debug!(
                     "RBAC preflight skipped: the API server did not answer a SelfSubjectAccessReview ({e})"
                 );
-                return Preflight::NotAnswered;
+                return Ok(Preflight::NotAnswered);
             }
         };
         let Some(allowed) = answer.pointer("/status/allowed").and_then(Value::as_bool) else {
             log::debug!(
                 "RBAC preflight skipped: a SelfSubjectAccessReview answer without status.allowed"
             );
-            return Preflight::NotAnswered;
+            return Ok(Preflight::NotAnswered);
         };
         if !allowed {
             let text = format!(
@@ -183,9 +188,9 @@ pub fn preflight(client: &KubeClient, rights: &[Right], dry_run: bool) -> Prefli
     }
     if missing.is_empty() {
         log::debug!("RBAC preflight: all {} rights granted", rights.len());
-        Preflight::Granted
+        Ok(Preflight::Granted)
     } else {
-        Preflight::Missing(missing)
+        Ok(Preflight::Missing(missing))
     }
 }
 
