@@ -565,6 +565,8 @@ fn amd64_image_refuses_an_api_server_its_ca_did_not_sign() {
         let log = daemon.logs();
         let state = daemon.state();
         if state["Running"].as_bool() != Some(true) {
+            // Read again: the lines written just before the exit may postdate `log`.
+            let log = daemon.logs();
             assert_eq!(
                 state["ExitCode"].as_i64(),
                 Some(1),

@@ -599,6 +599,51 @@ fn assert_rendering_is_sound(label: &str, objects: &[Value]) {
 
 #[test]
 #[ignore = "needs kubectl and python3 with PyYAML (install: scripts/test.sh, or pip install pyyaml; kubectl: https://kubernetes.io/docs/tasks/tools/)"]
+fn the_rendered_snapshots_the_fake_enforces_are_current() {
+    // The integration tests' fake API server enforces the RBAC of tests/rendered/*.json (so
+    // they need no kubectl); this keeps those snapshots what the manifests render today.
+    require_peers(RENDER_PEERS);
+    let rendered = repo().join("tests/rendered");
+    let mut installs = vec![(
+        "example_deployment".to_string(),
+        rendered.join("default.json"),
+    )];
+    let mut variants: Vec<String> = std::fs::read_dir(examples().join("variants"))
+        .expect("variants folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    variants.sort();
+    for v in &variants {
+        installs.push((
+            format!("example_deployment/variants/{v}"),
+            rendered.join(format!("variants/{v}.json")),
+        ));
+    }
+    let mut snapshots: Vec<String> = std::fs::read_dir(rendered.join("variants"))
+        .expect("tests/rendered/variants")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    snapshots.sort();
+    let expected: Vec<String> = variants.iter().map(|v| format!("{v}.json")).collect();
+    assert_eq!(
+        snapshots, expected,
+        "one snapshot per variant, no stale ones"
+    );
+    for (dir, snapshot) in installs {
+        let fresh = kustomize(&repo().join(&dir));
+        let text = std::fs::read_to_string(&snapshot)
+            .unwrap_or_else(|e| panic!("{}: {e}", snapshot.display()));
+        let stored: Vec<Value> = serde_json::from_str(&text).expect("a JSON list");
+        assert!(
+            fresh == stored,
+            "{} is stale: run scripts/render-manifests.sh and commit it",
+            snapshot.display()
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs kubectl and python3 with PyYAML (install: scripts/test.sh, or pip install pyyaml; kubectl: https://kubernetes.io/docs/tasks/tools/)"]
 fn every_kustomization_renders_and_passes_the_checks() {
     require_peers(RENDER_PEERS);
     let dirs = kustomization_dirs();

@@ -1,7 +1,9 @@
-//! The fake API server as the shipped manifests authorize it: renders a kustomization of
-//! `example_deployment` (`kubectl kustomize`, once per test process and folder) and makes a
-//! FakeKube enforce its RBAC for the service account its Deployment runs as, so a request the
-//! shipped RBAC does not allow gets the real 403 and fails the test.
+//! The fake API server as the shipped manifests authorize it: takes a kustomization of
+//! `example_deployment` as `kubectl kustomize` renders it (the snapshot in `tests/rendered/`,
+//! written by scripts/render-manifests.sh and checked against a fresh render by
+//! tests/shipping.rs, so these tests need no kubectl) and makes a FakeKube enforce its RBAC for
+//! the service account its Deployment runs as, so a request the shipped RBAC does not allow
+//! gets the real 403 and fails the test.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,9 +20,21 @@ pub fn deployment_dir(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
 
+/// Where the rendered snapshot of `relative` is: `tests/rendered/default.json` for
+/// `example_deployment`, `tests/rendered/variants/NAME.json` for its variants.
+pub fn rendered_snapshot(relative: &str) -> PathBuf {
+    let name = match relative.trim_end_matches('/') {
+        DEFAULT_INSTALL => "default".to_string(),
+        other => other
+            .strip_prefix("example_deployment/")
+            .unwrap_or_else(|| panic!("{other} is not under example_deployment/"))
+            .to_string(),
+    };
+    deployment_dir("tests/rendered").join(format!("{name}.json"))
+}
+
 /// The rendered manifests of `relative` (e.g. `example_deployment/variants/single-namespace`),
-/// rendered once per test process. Fails the test, naming the missing tool, when kubectl or
-/// python3's yaml module is missing: the integration tests run against the shipped RBAC.
+/// from its snapshot, read once per test process.
 pub fn manifests(relative: &str) -> Manifests {
     static RENDERED: OnceLock<Mutex<BTreeMap<String, Manifests>>> = OnceLock::new();
     let cache = RENDERED.get_or_init(|| Mutex::new(BTreeMap::new()));
@@ -28,8 +42,16 @@ pub fn manifests(relative: &str) -> Manifests {
     if let Some(m) = cache.get(relative) {
         return m.clone();
     }
-    let m = Manifests::render(&deployment_dir(relative))
-        .unwrap_or_else(|e| panic!("rendering {relative} for the fake's RBAC: {e}"));
+    let path = rendered_snapshot(relative);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run scripts/render-manifests.sh after changing example_deployment",
+            path.display()
+        )
+    });
+    let objects: Vec<serde_json::Value> = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{}: not a JSON list: {e}", path.display()));
+    let m = Manifests { objects };
     cache.insert(relative.to_string(), m.clone());
     m
 }
