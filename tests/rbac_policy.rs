@@ -8,58 +8,19 @@
 //!
 //! Needs `kubectl` (its built-in kustomize) and python3 with PyYAML: `#[ignore = "needs ..."]`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use cel_interpreter::{Context, Program, Value as Cel};
 use serde_json::{Value, json};
-
-const YAML_TO_JSON: &str = "import json, sys
-import yaml
-json.dump([d for d in yaml.safe_load_all(sys.stdin) if d is not None], sys.stdout)
-";
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("example_deployment")
 }
 
-/// `kubectl kustomize DIR`, as JSON objects (through python3's PyYAML).
+/// `kubectl kustomize DIR`, as JSON objects (the testkit's rendering, through python3's PyYAML).
 fn render(dir: &Path) -> Vec<Value> {
-    let out = Command::new("kubectl")
-        .arg("kustomize")
-        .arg(dir)
-        .output()
-        .expect("run kubectl kustomize (needs kubectl)");
-    assert!(
-        out.status.success(),
-        "kubectl kustomize {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut child = Command::new("python3")
-        .args(["-c", YAML_TO_JSON])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start python3");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(&out.stdout)
-        .expect("write YAML");
-    let converted = child.wait_with_output().expect("python3");
-    assert!(
-        converted.status.success(),
-        "YAML to JSON (needs PyYAML): {}",
-        String::from_utf8_lossy(&converted.stderr)
-    );
-    match serde_json::from_slice(&converted.stdout).expect("JSON") {
-        Value::Array(docs) => docs,
-        other => panic!("not a list of documents: {other}"),
-    }
+    ecrupdater_testkit::kube::rbac::render_kustomization(dir)
+        .unwrap_or_else(|e| panic!("rendering {}: {e}", dir.display()))
 }
 
 /// Every folder holding a kustomization that renders alone (not a Component).

@@ -213,11 +213,7 @@ impl Imds {
 
 /// An IAM role name (1 to 64 of letters, digits and `+=,.@_-`), as IMDS lists it.
 fn validate_role_name(role: &str) -> Result<(), String> {
-    let ok = (1..=64).contains(&role.len())
-        && role
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
-    if ok {
+    if crate::names::aws::is_iam_name(role, 1, 64) {
         Ok(())
     } else {
         Err(format!(

@@ -416,11 +416,7 @@ fn validate_role_arn(arn: &str) -> Result<(), String> {
 
 /// An STS role session name: 2 to 64 of letters, digits and `+=,.@_-`.
 fn validate_session_name(name: &str) -> Result<(), String> {
-    let ok = (2..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
-    if ok {
+    if crate::names::aws::is_iam_name(name, 2, 64) {
         Ok(())
     } else {
         Err(format!(

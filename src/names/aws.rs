@@ -74,6 +74,15 @@ pub fn ecr_registry_region(host: &str) -> Option<&str> {
     (suffix_ok && is_region_name(region)).then_some(region)
 }
 
+/// An IAM name of `min` to `max` characters of letters, digits and `+=,.@_-` (role names, role
+/// session names).
+pub fn is_iam_name(name: &str, min: usize, max: usize) -> bool {
+    (min..=max).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
