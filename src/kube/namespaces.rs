@@ -46,7 +46,7 @@ pub struct NamespaceList {
 /// The names of all Active namespaces (matching `label_selector`, applied by the server),
 /// following `metadata.continue` until it is empty (a page may hold fewer items than asked, even
 /// none, while more follow). A 410 Gone on a continue token starts the list again (at most
-/// [`MAX_RESTARTS`] times); any other error ends it. At most [`MAX_PAGES`] pages and
+/// 3 times); any other error ends it. At most [`MAX_PAGES`] pages and
 /// [`MAX_NAMESPACES`] names; a continue token seen twice is a protocol error.
 pub fn list_active(
     client: &KubeClient,
