@@ -178,4 +178,4 @@ echo
 echo "== secrets AFTER"
 show_secrets
 echo
-echo "(moto hands out a fixed token whose expiry is in 2015, hence the annotation's date.)"
+echo "(moto hands out a fixed token whose expiry is in 2015; the daemon takes an expiry that implausible as fetch time + 12 h, with a warning, hence the annotation's date.)"
