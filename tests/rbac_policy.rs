@@ -8,6 +8,8 @@
 //!
 //! Needs `kubectl` (its built-in kustomize) and python3 with PyYAML: `#[ignore = "needs ..."]`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use cel_interpreter::{Context, Program, Value as Cel};
@@ -25,26 +27,11 @@ fn render(dir: &Path) -> Vec<Value> {
 
 /// Every folder holding a kustomization that renders alone (not a Component).
 fn renderable() -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-            .expect("read dir")
-            .map(|e| e.expect("entry").path())
-            .collect();
-        entries.sort();
-        for path in entries {
-            if path.is_dir() {
-                walk(&path, out);
-            } else if path.file_name().is_some_and(|n| n == "kustomization.yaml") {
-                let text = std::fs::read_to_string(&path).expect("read");
-                if !text.lines().any(|l| l.trim() == "kind: Component") {
-                    out.push(dir.to_path_buf());
-                }
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(&examples(), &mut out);
-    out
+    common::kustomization_dirs()
+        .into_iter()
+        .filter(|(_, component)| !component)
+        .map(|(dir, _)| dir)
+        .collect()
 }
 
 fn kind(o: &Value) -> &str {

@@ -104,30 +104,6 @@ fn render(relative: &str) -> Vec<Value> {
     kustomize(&examples().join(relative))
 }
 
-/// Every folder under example_deployment/ holding a kustomization.yaml, with whether it is a
-/// kustomize Component (which cannot render alone).
-fn kustomization_dirs() -> Vec<(PathBuf, bool)> {
-    fn walk(dir: &Path, out: &mut Vec<(PathBuf, bool)>) {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-            .expect("read example_deployment")
-            .map(|e| e.expect("entry").path())
-            .collect();
-        entries.sort();
-        for path in entries {
-            if path.is_dir() {
-                walk(&path, out);
-            } else if path.file_name().is_some_and(|n| n == "kustomization.yaml") {
-                let text = std::fs::read_to_string(&path).expect("read kustomization");
-                let component = text.lines().any(|l| l.trim() == "kind: Component");
-                out.push((dir.to_path_buf(), component));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(&examples(), &mut out);
-    out
-}
-
 fn s<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
