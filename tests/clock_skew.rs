@@ -13,6 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ecrupdater_testkit::FakeKube;
 
+use common::fake::*;
 use common::*;
 
 const PASSWORD: &str = "skew-test-password-0123456789";
@@ -99,7 +100,7 @@ fn skew_metric(d: &mut DaemonProcess) -> Option<f64> {
 
 #[test]
 fn an_aws_answer_ten_minutes_off_gives_a_warning_and_the_metric() {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     kube.add_namespace("app", &[]);
     let mut d = daemon(skewed_ecr(-time::Duration::minutes(10)), &kube);
     let log = d.wait_for_log("cycle done", Duration::from_secs(20));
@@ -123,7 +124,7 @@ fn an_aws_answer_ten_minutes_off_gives_a_warning_and_the_metric() {
 
 #[test]
 fn an_aws_answer_on_time_gives_no_warning() {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     kube.add_namespace("app", &[]);
     let mut d = daemon(skewed_ecr(time::Duration::ZERO), &kube);
     let log = d.wait_for_log("cycle done", Duration::from_secs(20));

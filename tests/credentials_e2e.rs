@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use ecrupdater_testkit::FakeKube;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use common::fake::*;
 use common::*;
 
 /// The password moto's GetAuthorizationToken hands out.
@@ -30,12 +30,12 @@ const CONTAINER_TOKEN: &str = "eks-pod-identity-token-0001";
 struct Setup {
     moto: Peer,
     keys: MotoKeys,
-    kube: FakeKube,
+    kube: RbacKube,
 }
 
 fn setup() -> Setup {
     let (moto, keys) = start_moto();
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     kube.add_namespace("app", &[]);
     Setup { moto, keys, kube }
 }
@@ -401,7 +401,7 @@ fn aws_calls_go_through_https_proxy_and_the_api_calls_do_not() {
 
 #[test]
 fn no_source_applies_is_one_error_listing_each_source() {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     let run = run(
         &[
             ("K8S_PULL_SECRET_NAME", SECRET),

@@ -48,7 +48,7 @@ fn password_for(secret: &Value, host: &str) -> String {
 }
 
 struct Peers {
-    kube: FakeKube,
+    kube: RbacKube,
     ecr: FakeEcr,
     host: String,
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use ecrupdater_testkit::{FakeEcr, FakeKube};
 
+use common::fake::*;
 use common::*;
 
 const SECRET: &str = "ecr-pull";
@@ -32,7 +33,7 @@ fn start(kube: &FakeKube, ecr: &FakeEcr, extra: &[(&str, &str)]) -> DaemonProces
 
 /// Starts the daemon, waits for its first cycle and the wait after it, then sends SIGTERM.
 fn stopped_log() -> String {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     kube.add_namespace("team-a", &[]);
     let (ecr, _) = fake_ecr_with(PASSWORD);
     let mut daemon = start(&kube, &ecr, &[("ECR_CREATE_MISSING", "false")]);
@@ -51,7 +52,7 @@ fn sigterm_logs_shutting_down_while_sleeping() {
 
 #[test]
 fn a_namespace_served_through_the_watch_is_logged_once() {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     kube.add_namespace("existing", &[]);
     let (ecr, _) = fake_ecr_with(PASSWORD);
     let mut daemon = start(&kube, &ecr, &[("ECR_CREATE_MISSING", "true")]);

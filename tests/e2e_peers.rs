@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use ecrupdater_testkit::FakeKube;
 use serde_json::{Value, json};
 
+use common::fake::*;
 use common::*;
 
 /// The password moto's GetAuthorizationToken hands out (`AWS:<password>` decoded).
@@ -32,8 +32,8 @@ fn unb64(v: &Value) -> Value {
 }
 
 /// A cluster with one namespace per case the daemon must handle.
-fn seeded_cluster() -> FakeKube {
-    let kube = FakeKube::start();
+fn seeded_cluster() -> RbacKube {
+    let kube = kube_with_shipped_rbac();
     for ns in [
         "app-json",
         "app-cfg",
@@ -259,7 +259,7 @@ fn wrong_session_token_is_refused_and_reported() {
 fn a_new_namespace_is_served_through_kubectl_proxys_watch_stream() {
     require_peers(&["moto_server", "kubectl", "python3:boto3"]);
     let (moto, keys) = start_moto();
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     kube.add_namespace("existing", &[]);
     let dir = temp_dir("e2e-watch");
     let proxy = start_kubectl_proxy(&kube.base_url(), &dir);

@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use ecrupdater_testkit::FakeKube;
 use serde_json::Value;
 
+use common::fake::*;
 use common::*;
 
 const SECRET: &str = "ecr-pull";
@@ -71,7 +71,7 @@ fn the_written_pull_secret_pushes_and_pulls_with_a_real_registry_client() {
     let registry = start_registry(&dir, PASSWORD);
     let host = format!("127.0.0.1:{}", registry.port);
 
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     kube.add_namespace("app", &[]);
     let (ecr, _) = fake_ecr_with(PASSWORD);
     ecr.set_proxy_endpoint(&format!("https://{host}"));

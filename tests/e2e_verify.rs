@@ -17,6 +17,7 @@ use std::time::Duration;
 use ecrupdater_testkit::FakeKube;
 use serde_json::{Value, json};
 
+use common::fake::*;
 use common::*;
 
 const SECRET: &str = "ecr-pull";
@@ -142,8 +143,8 @@ fn start_tls_registry(dir: &Path, password: &str) -> Peer {
 
 /// A cluster with one existing pull secret (`app`, holding an old login) and one namespace
 /// without (`fresh`).
-fn cluster() -> FakeKube {
-    let kube = FakeKube::start();
+fn cluster() -> RbacKube {
+    let kube = kube_with_shipped_rbac();
     kube.add_namespace("app", &[]);
     kube.add_namespace("fresh", &[]);
     let old = base64_of(&json!({"auths": {REGISTRY: {"username": "AWS", "password": "old", "auth": base64_of_str("AWS:old")}}}).to_string());
@@ -171,7 +172,7 @@ fn base64_of(s: &str) -> String {
 struct Setup {
     _moto: Peer,
     _registry: Peer,
-    kube: FakeKube,
+    kube: RbacKube,
     dir: std::path::PathBuf,
     moto_url: String,
     registry_port: u16,

@@ -15,6 +15,7 @@ use ecrupdater::kube::events::{EventRecorder, REFRESH_FAILED, VERIFICATION_FAILE
 use ecrupdater_testkit::FakeKube;
 use ecrupdater_testkit::kube::{Fault, FaultKind};
 
+use common::fake::*;
 use common::*;
 
 const SECRET: &str = "ecr-pull";
@@ -61,7 +62,7 @@ fn forbid_secret_of(kube: &FakeKube, namespace: &str) {
 
 #[test]
 fn a_failed_namespace_gets_one_refresh_failed_event_regarding_its_secret() {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     kube.add_namespace("good", &[]);
     kube.add_namespace("broken", &[]);
     forbid_secret_of(&kube, "broken");
@@ -92,7 +93,7 @@ fn a_failed_namespace_gets_one_refresh_failed_event_regarding_its_secret() {
 
 #[test]
 fn a_refused_event_changes_nothing_else() {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     kube.add_namespace("good", &[]);
     kube.add_namespace("broken", &[]);
     forbid_secret_of(&kube, "broken");
@@ -122,7 +123,7 @@ fn a_refused_event_changes_nothing_else() {
 
 #[test]
 fn at_most_one_event_per_namespace_and_reason_per_hour() {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     kube.add_namespace("a", &[]);
     kube.add_namespace("b", &[]);
     let client = client(&kube);
@@ -158,6 +159,7 @@ fn at_most_one_event_per_namespace_and_reason_per_hour() {
 
 #[test]
 fn the_fake_validates_events_as_the_api_server() {
+    // The test lists Events itself, which the daemon never does: no RBAC here.
     let kube = FakeKube::start();
     kube.add_namespace("a", &[]);
     let client = client(&kube);

@@ -18,6 +18,7 @@ use base64::engine::general_purpose::STANDARD;
 use ecrupdater_testkit::{AwsFault, FakeEcr, FakeKube, Fault, FaultKind};
 use serde_json::{Value, json};
 
+use common::fake::*;
 use common::*;
 
 const SECRET: &str = "ecr-pull";
@@ -73,7 +74,7 @@ fn metrics(port: u16) -> BTreeMap<String, f64> {
 
 #[test]
 fn healthz_names_a_namespace_that_keeps_failing_and_recovers_with_it() {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     for ns in ["good", "broken"] {
         kube.add_namespace(ns, &[]);
         put_stale_secret(&kube, ns);
@@ -125,7 +126,7 @@ fn healthz_names_a_namespace_that_keeps_failing_and_recovers_with_it() {
 
 #[test]
 fn readyz_is_503_until_the_first_successful_cycle() {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     for ns in ["a", "b"] {
         kube.add_namespace(ns, &[]);
         put_stale_secret(&kube, ns);
@@ -197,7 +198,7 @@ fn readyz_is_503_until_the_first_successful_cycle() {
 
 #[test]
 fn metrics_count_secrets_errors_requests_and_cycles_as_they_happened() {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     // a: a stale secret (updated); b and c: none (created); c's first reads fail.
     for ns in ["a", "b", "c"] {
         kube.add_namespace(ns, &[]);
@@ -282,7 +283,7 @@ print(json.dumps(families))
 #[ignore = "needs python3 with prometheus-client (install: scripts/test.sh, or pip install prometheus-client)"]
 fn metrics_parse_with_the_prometheus_client_parser() {
     require_peers(&["python3:prometheus_client"]);
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     for ns in ["a", "b"] {
         kube.add_namespace(ns, &[]);
     }

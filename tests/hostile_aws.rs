@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::aws::{HostileServer, answer, assert_no_piece_of, stream_answer};
+use common::fake::*;
 use common::*;
 use ecrupdater_testkit::FakeKube;
 
@@ -35,8 +36,8 @@ fn session_token() -> String {
 
 /// A fake cluster with one namespace holding a good pull secret that must survive every
 /// refused answer, and one without any (which must not be created).
-fn cluster() -> FakeKube {
-    let kube = FakeKube::start();
+fn cluster() -> RbacKube {
+    let kube = kube_with_shipped_rbac();
     kube.add_namespace("app", &[]);
     kube.add_namespace("empty", &[]);
     let payload = r#"{"auths":{"123456789012.dkr.ecr.eu-west-1.amazonaws.com":{"username":"AWS","password":"the-good-old-password","auth":"QVdTOnRoZS1nb29kLW9sZC1wYXNzd29yZA=="}}}"#;
@@ -590,7 +591,7 @@ fn an_implausible_expiry_is_clamped_to_twelve_hours_with_a_warning() {
 
 #[test]
 fn namespaces_pouring_in_with_a_short_lived_token_do_not_storm_ecr() {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     kube.add_namespace("first", &[]);
     let token = session_token();
     let password = "short-lived-password-0123456";

@@ -16,8 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ecrupdater_testkit::FakeKube;
-
+use common::fake::*;
 use common::*;
 
 const PASSWORD: &str = "hostile-health-ecr-password-0123456789abcdef";
@@ -27,8 +26,8 @@ const PROMISE: Duration = Duration::from_millis(100);
 /// The memory bound the daemon keeps under any peer (issue 9).
 const RSS_LIMIT_KIB: u64 = 32 * 1024;
 
-fn start_daemon() -> (FakeKube, ecrupdater_testkit::FakeEcr, DaemonProcess, u16) {
-    let kube = FakeKube::start();
+fn start_daemon() -> (RbacKube, ecrupdater_testkit::FakeEcr, DaemonProcess, u16) {
+    let kube = kube_with_shipped_rbac();
     kube.add_namespace("team-a", &[]);
     let (ecr, _) = fake_ecr_with(PASSWORD);
     let kube_url = kube.base_url();

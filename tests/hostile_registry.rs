@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use ecrupdater_testkit::FakeKube;
 use ecrupdater_testkit::http::{Handler, Reply, Request, Response, Server};
 
+use common::fake::*;
 use common::*;
 
 const SECRET: &str = "ecr-pull";
@@ -75,7 +75,7 @@ impl Handler for BearerRegistry {
 struct Setup {
     _registry: Server,
     _ecr: ecrupdater_testkit::FakeEcr,
-    kube: FakeKube,
+    kube: RbacKube,
     env: Vec<(String, String)>,
     host: String,
 }
@@ -93,7 +93,7 @@ fn setup_with(handler: Arc<dyn Handler>, password: &str) -> Setup {
     std::fs::write(&ca, ca_pem).expect("ca");
     let (ecr, _) = fake_ecr_with(password);
     ecr.set_proxy_endpoint(&format!("https://{host}"));
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     kube.add_namespace("app", &[]);
     let env = [
         ("K8S_PULL_SECRET_NAME", SECRET.to_string()),

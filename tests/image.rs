@@ -24,6 +24,7 @@ use base64::engine::general_purpose::STANDARD;
 use ecrupdater_testkit::FakeKube;
 use serde_json::{Value, json};
 
+use common::fake::{RbacKube, tls_kube_with_shipped_rbac};
 use common::image::{
     Built, Container, EcrFront, RunSpec, built, can_execute, deployment_env, extract, file_verdict,
     inspect, layer_files, note, podman, process_env, save_oci,
@@ -213,8 +214,8 @@ fn arm64_image_is_the_static_binary_alone_with_labels() {
 
 /// The fake API over TLS with the namespaces of a small cluster, a stale secret in one, and the
 /// service-account token required on every request.
-fn cluster() -> (FakeKube, String) {
-    let (kube, ca) = FakeKube::start_tls();
+fn cluster() -> (RbacKube, String) {
+    let (kube, ca) = tls_kube_with_shipped_rbac();
     for ns in ["default", "team-a", "team-b", "ecr-updater", "kube-system"] {
         kube.add_namespace(ns, &[]);
     }

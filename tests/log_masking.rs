@@ -12,6 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
+use common::fake::*;
 use common::logs::assert_no_credential_piece;
 use common::*;
 
@@ -58,7 +59,7 @@ fn aws_credentials_echoed_in_an_error_body_are_masked() {
             json!({"__type": "UnrecognizedClientException", "message": message}).to_string(),
         )
     });
-    let kube = ecrupdater_testkit::FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     kube.add_namespace("team-a", &[]);
     let (ecr_url, kube_url) = (ecr.url(), kube.base_url());
     let out = run(

@@ -17,9 +17,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ecrupdater::logging::{LogSettings, TRACE};
-use ecrupdater_testkit::FakeKube;
 use time::OffsetDateTime;
 
+use common::fake::*;
 use common::*;
 
 /// The levels the daemon's records carry (TRACE, DEBUG, INFO, WARNING, ERROR, CRITICAL).
@@ -209,7 +209,7 @@ fn levels_of(output: &str) -> Vec<&str> {
 /// A one-shot run against a fake API server that holds one namespace and a fake ECR, with
 /// `vars` added; `fail`: the API answers 403 to everything, so the run ends with status 1.
 fn once(vars: &[(&str, &str)], fail: bool) -> Finished {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     kube.add_namespace("team-a", &[]);
     let (ecr, _) = fake_ecr_with("logging-python-ecr-password-0123456789");
     let forbidden = TinyServer::start(|_| {
@@ -329,7 +329,7 @@ fn log_level_is_ignored_with_a_logging_json_in_the_working_directory_and_the_sta
         document(r#", "level": "INFO""#, ""),
     )
     .expect("write");
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     let (ecr, _) = fake_ecr_with("logging-cwd-ecr-password-0123456789abc");
     let (kube_url, ecr_url) = (kube.base_url(), ecr.base_url());
     let out = command(

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use ecrupdater_testkit::FakeKube;
 
+use common::fake::*;
 use common::*;
 
 const SECRET: &str = "ecr-pull";
@@ -33,8 +34,9 @@ fn once(kube: &FakeKube, args: &[&str]) -> Finished {
     )
 }
 
-fn cluster() -> FakeKube {
-    let kube = FakeKube::start();
+/// The fake enforcing the default install's RBAC, which also answers the reviews.
+fn cluster() -> RbacKube {
+    let kube = kube_with_shipped_rbac();
     kube.add_namespace("app", &[]);
     kube
 }

@@ -17,9 +17,10 @@ use std::io::Read;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use ecrupdater_testkit::{FakeEcr, FakeKube};
+use ecrupdater_testkit::FakeEcr;
 use serde_json::json;
 
+use common::fake::*;
 use common::kube::{HostileApi, SeenRequest, respond_json};
 use common::*;
 
@@ -80,7 +81,7 @@ fn stop_and_check(daemon: DaemonProcess, mode: &str) -> String {
 
 #[test]
 fn sigterm_in_the_namespace_watch_logs_shutting_down_and_exits_0() {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     kube.add_namespace("team-a", &[]);
     let (ecr, _) = fake_ecr_with(PASSWORD);
     let mut daemon = start(&kube.base_url(), &ecr, "true");
@@ -99,7 +100,7 @@ fn sigterm_in_the_namespace_watch_logs_shutting_down_and_exits_0() {
 
 #[test]
 fn sigterm_while_sleeping_between_refreshes_logs_shutting_down_and_exits_0() {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     kube.add_namespace("team-a", &[]);
     let (ecr, _) = fake_ecr_with(PASSWORD);
     let mut daemon = start(&kube.base_url(), &ecr, "false");
@@ -173,7 +174,7 @@ fn sigterm_while_the_watch_waits_for_an_answer_logs_shutting_down_and_exits_0() 
 
 #[test]
 fn sigterm_in_a_watch_over_tls_logs_shutting_down_and_exits_0() {
-    let (kube, ca_pem) = FakeKube::start_tls();
+    let (kube, ca_pem) = tls_kube_with_shipped_rbac();
     kube.add_namespace("team-a", &[]);
     let token = "eyJhbGciOiJSUzI1NiJ9.shutdown-service-account-token.signature";
     kube.require_bearer_token(Some(token));

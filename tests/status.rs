@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use common::fake::*;
 use common::*;
 
 const SECRET: &str = "ecr-pull";
@@ -70,8 +71,8 @@ fn status(kube: &FakeKube, args: &[&str]) -> Finished {
     )
 }
 
-fn mixed_cluster() -> FakeKube {
-    let kube = FakeKube::start();
+fn mixed_cluster() -> RbacKube {
+    let kube = kube_with_shipped_rbac();
     let h = time::Duration::hours;
     let cases = [
         (
@@ -201,7 +202,7 @@ fn the_json_says_the_same() {
 
 #[test]
 fn every_target_fine_exits_0_and_writes_nothing() {
-    let kube = FakeKube::start();
+    let kube = kube_with_shipped_rbac();
     for ns in ["a", "b"] {
         kube.add_namespace(ns, &[]);
         kube.put_secret(

@@ -322,8 +322,8 @@ const SERVICE_ACCOUNTS_VARIANT: &str = "example_deployment/variants/service-acco
 #[test]
 fn service_accounts_gain_exactly_one_entry_and_keep_the_others() {
     // The variant as shipped: its Deployment's ECR_SERVICE_ACCOUNTS and its RBAC.
-    let kube = FakeKube::start();
-    let shipped = enforce_shipped_rbac(&kube, SERVICE_ACCOUNTS_VARIANT);
+    let kube = kube_with_rbac_of(SERVICE_ACCOUNTS_VARIANT);
+    let shipped = manifests(SERVICE_ACCOUNTS_VARIANT);
     let configured: Vec<(String, String)> = shipped
         .daemon_env()
         .into_iter()
@@ -398,8 +398,7 @@ fn service_accounts_gain_exactly_one_entry_and_keep_the_others() {
     );
 
     // Without that change the shipped RBAC refuses the other names, and the daemon says so.
-    let kube = FakeKube::start();
-    enforce_shipped_rbac(&kube, SERVICE_ACCOUNTS_VARIANT);
+    let kube = kube_with_rbac_of(SERVICE_ACCOUNTS_VARIANT);
     kube.add_namespace("app", &[]);
     kube.put_service_account("app", json!({"metadata": {"name": "builder"}}));
     let env = env_for(&kube, &ecr, &extra);
@@ -693,8 +692,8 @@ fn every_shipped_install_grants_exactly_what_its_daemon_needs() {
     assert!(installs.len() >= 7, "{installs:?}");
     let ecr = ecr();
     for install in &installs {
-        let kube = FakeKube::start();
-        let shipped = enforce_shipped_rbac(&kube, install);
+        let kube = kube_with_rbac_of(install);
+        let shipped = manifests(install);
         for ns in ["team-a", "team-b", "kube-system"] {
             kube.add_namespace(ns, &[]);
             kube.put_service_account(ns, json!({"metadata": {"name": "default"}}));
@@ -712,6 +711,16 @@ fn every_shipped_install_grants_exactly_what_its_daemon_needs() {
             ecr.set_token("AWS", password, in_12_hours());
             let out = run_once(&kube, &ecr, &extra);
             assert_eq!(out.status, 0, "{install}: {}", out.output());
+            // The preflight's reviews are answered from the same RBAC: nothing is missing.
+            let text = out.output();
+            let preflight: Vec<&str> = text
+                .lines()
+                .filter(|l| l.contains("RBAC preflight") || l.contains("missing right"))
+                .collect();
+            assert!(
+                preflight.len() == 1 && preflight[0].contains("rights granted"),
+                "{install}: {preflight:?}"
+            );
         }
         let skipped = settings
             .iter()
@@ -741,8 +750,8 @@ fn every_shipped_install_grants_exactly_what_its_daemon_needs() {
 #[test]
 fn the_single_namespace_install_refuses_every_other_namespace() {
     let variant = "example_deployment/variants/single-namespace";
-    let kube = FakeKube::start();
-    let shipped = enforce_shipped_rbac(&kube, variant);
+    let kube = kube_with_rbac_of(variant);
+    let shipped = manifests(variant);
     kube.add_namespace("team-a", &[]);
     kube.add_namespace("team-b", &[]);
     // Told to serve every namespace: the RBAC it ships keeps it out of team-b.
@@ -761,6 +770,15 @@ fn the_single_namespace_install_refuses_every_other_namespace() {
     assert_eq!(out.status, 1, "{}", out.output());
     assert!(kube.secret("team-a", SECRET).is_some(), "{}", out.output());
     assert!(kube.secret("team-b", SECRET).is_none());
+    // The preflight asked the same RBAC and said so first: the secret rights it needs in every
+    // namespace are granted in team-a only.
+    assert!(
+        out.output().contains(
+            "WARNING:ecrupdater:RBAC: missing right: get secrets/ecr-pull; granted by the rule"
+        ),
+        "{}",
+        out.output()
+    );
     assert!(
         out.output().contains(
             "team-b/ecr-pull: GET /api/v1/namespaces/team-b/secrets/ecr-pull: HTTP 403 Forbidden: secrets \"ecr-pull\" is forbidden: User \"system:serviceaccount:ecr-updater:ecr-updater\" cannot get resource \"secrets\" in API group \"\" in the namespace \"team-b\""

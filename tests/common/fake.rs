@@ -66,11 +66,71 @@ pub fn enforce_shipped_rbac(kube: &FakeKube, relative: &str) -> Manifests {
     m
 }
 
-/// A plain-HTTP fake API server enforcing the default install's RBAC.
-pub fn kube_with_shipped_rbac() -> FakeKube {
+/// A fake API server enforcing shipped RBAC that, when the test holding it ends without having
+/// failed already, fails it if RBAC refused a request the test did not look at: every test built
+/// on it shows that the shipped RBAC allows everything the daemon did in it. A test that expects
+/// refusals reads them with [`RbacKube::forbidden_requests`] (and asserts on them); refusals
+/// after that read fail the test again.
+pub struct RbacKube {
+    kube: FakeKube,
+    seen: std::cell::Cell<usize>,
+}
+
+impl RbacKube {
+    /// `METHOD path` of every request RBAC refused so far; the test has now seen them.
+    pub fn forbidden_requests(&self) -> Vec<String> {
+        let refused = self.kube.forbidden_requests();
+        self.seen.set(refused.len());
+        refused
+    }
+}
+
+impl std::ops::Deref for RbacKube {
+    type Target = FakeKube;
+    fn deref(&self) -> &FakeKube {
+        &self.kube
+    }
+}
+
+impl Drop for RbacKube {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let refused = self.kube.forbidden_requests();
+        let unseen = &refused[self.seen.get().min(refused.len())..];
+        assert!(
+            unseen.is_empty(),
+            "the shipped RBAC refused requests the daemon sent: {unseen:?}"
+        );
+    }
+}
+
+fn guarded(kube: FakeKube) -> RbacKube {
+    RbacKube {
+        kube,
+        seen: std::cell::Cell::new(0),
+    }
+}
+
+/// A plain-HTTP fake API server enforcing the default install's RBAC (see [`RbacKube`]).
+pub fn kube_with_shipped_rbac() -> RbacKube {
+    kube_with_rbac_of(DEFAULT_INSTALL)
+}
+
+/// A plain-HTTP fake API server enforcing the RBAC of `relative` (the default install or one of
+/// its variants), for the identity its Deployment runs as (see [`RbacKube`]).
+pub fn kube_with_rbac_of(relative: &str) -> RbacKube {
     let kube = FakeKube::start();
+    enforce_shipped_rbac(&kube, relative);
+    guarded(kube)
+}
+
+/// The same over TLS; also returns the CA certificate as PEM.
+pub fn tls_kube_with_shipped_rbac() -> (RbacKube, String) {
+    let (kube, ca) = FakeKube::start_tls();
     enforce_shipped_rbac(&kube, DEFAULT_INSTALL);
-    kube
+    (guarded(kube), ca)
 }
 
 /// Fails the test if RBAC refused any request.

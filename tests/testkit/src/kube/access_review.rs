@@ -1,11 +1,13 @@
 //! SelfSubjectAccessReview (authorization.k8s.io/v1) in the fake: `POST
 //! /apis/authorization.k8s.io/v1/selfsubjectaccessreviews` answers 201 with the review and its
-//! `status` (`allowed`, `reason`); it is not stored, so `GET` is 405. Every right is allowed
-//! unless a test denies it ([`FakeKube::deny_access`]); [`decide`] is the one place that says
-//! so, kept small so that it can later consult the RBAC rules the fake enforces. A test can
-//! also make the server not know the resource at all ([`FakeKube::set_access_reviews`]), as an
-//! old or locked-down server answers.
+//! `status` (`allowed`, `reason`); it is not stored, so `GET` is 405. [`decide`] answers as the
+//! apiserver's authorizer would: when the fake enforces RBAC ([`FakeKube::enforce_rbac`]), from
+//! the same rules that decide its 403s, for the identity it enforces them for; otherwise every
+//! right is allowed. A right a test denies ([`FakeKube::deny_access`]) is refused either way.
+//! A test can also make the server not know the resource at all
+//! ([`FakeKube::set_access_reviews`]), as an old or locked-down server answers.
 
+use super::rbac::{Attributes, Rbac, User};
 use super::status::{self, ApiResult, Cause};
 use super::{FakeKube, Inner};
 use crate::http::{Request, Response};
@@ -70,7 +72,7 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Request) -> ApiResult<Response> {
         ));
     };
     let mut st = inner.lock();
-    let (allowed, reason) = decide(&st.access_reviews, &attrs);
+    let (allowed, reason) = decide(&st.access_reviews, st.rbac.as_ref(), &attrs);
     st.access_reviews.answered += 1;
     review["apiVersion"] = json!("authorization.k8s.io/v1");
     review["kind"] = json!("SelfSubjectAccessReview");
@@ -83,19 +85,40 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Request) -> ApiResult<Response> {
     Ok(Response::json(201, &review))
 }
 
-/// Whether the caller may do what `attrs` (`verb`, `group`, `resource`, ...) describe, and why.
-pub(crate) fn decide(reviews: &AccessReviews, attrs: &Value) -> (bool, String) {
+/// Whether the caller may do what `attrs` (`verb`, `group`, `resource`, `subresource`,
+/// `namespace`, `name`) describe, and why: a denied right never; under enforced RBAC, when its
+/// rules allow it for the enforced identity; otherwise always.
+pub(crate) fn decide(
+    reviews: &AccessReviews,
+    rbac: Option<&(Rbac, User)>,
+    attrs: &Value,
+) -> (bool, String) {
     let s = |k: &str| attrs.get(k).and_then(Value::as_str).unwrap_or("");
     let denied = reviews
         .denied
         .iter()
         .any(|(v, g, r)| v == s("verb") && g == s("group") && r == s("resource"));
     if denied {
-        (false, String::new())
-    } else {
-        (
+        return (false, String::new());
+    }
+    let Some((rbac, user)) = rbac else {
+        return (
             true,
             "RBAC: allowed by the fake (every right unless a test denies it)".into(),
-        )
+        );
+    };
+    let asked = Attributes {
+        verb: s("verb").into(),
+        api_group: s("group").into(),
+        resource: s("resource").into(),
+        subresource: s("subresource").into(),
+        namespace: s("namespace").into(),
+        name: s("name").into(),
+    };
+    if rbac.allows(user, &asked) {
+        (true, "RBAC: allowed by the rules the fake enforces".into())
+    } else {
+        // The apiserver's answer when no authorizer has an opinion: not allowed, no reason.
+        (false, String::new())
     }
 }
