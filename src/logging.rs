@@ -236,20 +236,19 @@ impl LogSettings {
         if !self.enabled(levelno) {
             return None;
         }
-        let overhead = render(self, levelno, "", module, now).len() + 1;
-        let budget = MAX_LINE.saturating_sub(overhead);
+        let base = render(self, levelno, "", module, now).len();
+        let budget = MAX_LINE.saturating_sub(base + 1);
         let mut message = clean_cut(message, budget, dropped);
         let mut line = render(self, levelno, &message, module, now);
-        // JSON escaping (or a format naming the message twice) can still make it too long.
+        // JSON escaping (or a format naming the message twice) can still make it too long: what
+        // the message costs in the line is then more than its length, so it is cut in proportion.
         for _ in 0..4 {
             if line.len() < MAX_LINE || message.is_empty() {
                 break;
             }
-            let excess = line.len() + 1 - MAX_LINE;
-            let keep = floor_char_boundary(
-                &message,
-                message.len().saturating_sub(excess + CUT_NOTE_ROOM),
-            );
+            let cost = line.len().saturating_sub(base).max(1);
+            let room = budget.saturating_sub(CUT_NOTE_ROOM);
+            let keep = floor_char_boundary(&message, message.len() * room / cost);
             message.truncate(keep);
             message.push_str(" [cut]");
             line = render(self, levelno, &message, module, now);
@@ -681,6 +680,22 @@ mod tests {
     }
 
     #[test]
+    fn the_handlers_stream_is_stdout_only_when_it_says_so() {
+        for (stream, expected) in [
+            (r#""ext://sys.stdout""#, Stream::Stdout),
+            (r#""ext://sys.stderr""#, Stream::Stderr),
+            ("null", Stream::Stderr),
+        ] {
+            let s = LogSettings::from_dict_config(&format!(
+                r#"{{"version":1,"handlers":{{"h":{{"class":"logging.StreamHandler","stream":{stream}}}}},
+                   "root":{{"level":"INFO","handlers":["h"]}}}}"#
+            ))
+            .expect("valid");
+            assert_eq!(s.stream, expected, "{stream}");
+        }
+    }
+
+    #[test]
     fn text_format_follows_the_format_string() {
         let s = LogSettings::from_dict_config(
             r#"{"version":1,"formatters":{"f":{"format":"%(asctime)s [%(levelname)-8s] %(message)s 100%%"}},
@@ -785,6 +800,17 @@ mod tests {
         assert!(settings(CRITICAL_LEVEL).enabled(CRITICAL_LEVEL));
         assert_eq!(settings(CRITICAL_LEVEL).level_filter(), LevelFilter::Error);
         assert_eq!(settings(51).level_filter(), LevelFilter::Off);
+        // The `log` filter lets through every record the threshold writes, and no more.
+        for (threshold, filter) in [
+            (TRACE, LevelFilter::Trace),
+            (DEBUG, LevelFilter::Debug),
+            (15, LevelFilter::Info),
+            (INFO, LevelFilter::Info),
+            (WARNING, LevelFilter::Warn),
+            (ERROR, LevelFilter::Error),
+        ] {
+            assert_eq!(settings(threshold).level_filter(), filter, "{threshold}");
+        }
         assert!(settings(ERROR).enabled(ERROR) && !settings(ERROR).enabled(WARNING));
         assert!(settings(25).enabled(WARNING) && !settings(25).enabled(INFO));
         assert_eq!(levelno(Level::Error, CRITICAL), CRITICAL_LEVEL);
@@ -925,6 +951,57 @@ mod tests {
             .line(INFO, &huge, 0, "m", now())
             .expect("written");
         assert!(line.len() <= MAX_LINE);
+        assert!(line.ends_with(" more bytes]\n"), "{line}");
+    }
+
+    /// The lines of `message` at INFO in the text format, the JSON format, and a text format
+    /// that names the message twice.
+    fn lines_of(message: &str) -> Vec<(&'static str, String)> {
+        let mut text = settings(NOTSET);
+        text.format = "%(levelname)s %(message)s".into();
+        let mut json = settings(NOTSET);
+        json.json = true;
+        let mut twice = settings(NOTSET);
+        twice.format = "%(message)s | %(message)s".into();
+        [("text", text), ("json", json), ("twice", twice)]
+            .into_iter()
+            .map(|(name, s)| (name, s.line(INFO, message, 0, "m", now()).expect("written")))
+            .collect()
+    }
+
+    #[test]
+    fn a_line_cut_to_fit_keeps_what_fits_and_says_so() {
+        // Plain letters, and quotes (which JSON escaping doubles): each line is cut to at most
+        // MAX_LINE bytes, keeps nearly all of that room for the message, and says it was cut.
+        for message in ["m".repeat(10_000), "\"".repeat(10_000)] {
+            for (format, line) in lines_of(&message) {
+                assert!(line.len() <= MAX_LINE, "{format}: {} bytes", line.len());
+                assert!(
+                    line.len() >= MAX_LINE - 4 * CUT_NOTE_ROOM,
+                    "{format}: only {} bytes of {MAX_LINE} used",
+                    line.len()
+                );
+                assert!(line.ends_with('\n'), "{format}");
+                assert!(line.contains("[cut"), "{format}: {line}");
+                if format == "json" {
+                    let v: Value = serde_json::from_str(line.trim_end()).expect("one JSON object");
+                    assert!(v["message"].as_str().is_some_and(|m| m.contains("[cut")));
+                }
+            }
+        }
+        // A message that just fits is written whole; one byte more is cut, and the note says
+        // how many bytes were left out.
+        let mut s = settings(NOTSET);
+        s.format = "%(levelname)s %(message)s".into();
+        let room = MAX_LINE - render(&s, INFO, "", "m", now()).len() - 1;
+        let line = s
+            .line(INFO, &"f".repeat(room), 0, "m", now())
+            .expect("written");
+        assert_eq!(line, format!("INFO {}\n", "f".repeat(room)));
+        let line = s
+            .line(INFO, &"f".repeat(room + 1), 0, "m", now())
+            .expect("written");
+        assert!(line.len() <= MAX_LINE, "{} bytes", line.len());
         assert!(line.ends_with(" more bytes]\n"), "{line}");
     }
 
