@@ -680,6 +680,38 @@ mod tests {
     }
 
     #[test]
+    fn every_record_field_the_daemon_fills() {
+        let mut s = settings(NOTSET);
+        s.format =
+            "%(levelno)s|%(module)s|%(funcName)s|%(created)f|%(process)d|%(thread)s|%(msg)s".into();
+        let line = render(
+            &s,
+            WARNING,
+            "m",
+            "refresh",
+            datetime!(2024-01-31 12:00:00.5 UTC),
+        );
+        let thread = std::thread::current()
+            .name()
+            .unwrap_or("thread")
+            .to_string();
+        let process = std::process::id();
+        assert_eq!(
+            line,
+            format!("30|refresh|refresh|1706702400.5|{process}|{thread}|m")
+        );
+        // JSON: one key per field the format names, and the message always (keys sorted).
+        s.json = true;
+        s.format = "%(asctime)s %(levelno)s %(module)s".into();
+        let line = render(&s, INFO, "m", "kube", now());
+        let v: Value = serde_json::from_str(&line).expect("one JSON object");
+        let keys: Vec<&String> = v.as_object().expect("object").keys().collect();
+        assert_eq!(keys, ["asctime", "levelno", "message", "module"], "{line}");
+        assert_eq!(v["levelno"], 20);
+        assert_eq!(v["module"], "kube");
+    }
+
+    #[test]
     fn the_handlers_stream_is_stdout_only_when_it_says_so() {
         for (stream, expected) in [
             (r#""ext://sys.stdout""#, Stream::Stdout),
@@ -1028,6 +1060,27 @@ mod tests {
         );
         let s = LogSettings::from_env(path.to_str(), None).expect("valid");
         assert!(!s.source.contains("ignored"), "{}", s.source);
+        // Exactly the limit is read whole (the padding first, so a short read would break it).
+        let small = r#"{"version":1,"root":{"level":"WARNING"}}"#;
+        let padded = format!(
+            "{}{small}",
+            " ".repeat(MAX_CONFIG_BYTES as usize - small.len())
+        );
+        std::fs::write(&path, padded).expect("write");
+        let s = LogSettings::from_env(path.to_str(), None).expect("at the limit");
+        assert_eq!(s.threshold, WARNING);
+        // No file there (or a path through a file): LOG_LEVEL applies. Any other failure to
+        // look at the path is an error naming it.
+        let inside_a_file = format!("{}/logging.json", path.display());
+        for absent in [dir.join("absent.json").display().to_string(), inside_a_file] {
+            let s = LogSettings::from_env(Some(&absent), Some("ERROR")).expect("no file");
+            assert_eq!(s.threshold, ERROR, "{absent}");
+        }
+        let looped = dir.join("loop.json");
+        std::os::unix::fs::symlink(&looped, &looped).expect("symlink");
+        let err = LogSettings::from_env(looped.to_str(), Some("ERROR")).expect_err("a loop");
+        assert_eq!(err.name, "LOG_CONFIG");
+        assert!(err.problem.contains("cannot read it"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
