@@ -173,6 +173,24 @@ mod tests {
             0.5,
         );
         assert!(w.is_some());
+        // Up to a week is believed (a long-lived token from a test endpoint): the interval or
+        // three quarters of that lifetime decides, with no warning.
+        for days in [3, 7] {
+            let (d, w) = after_success(
+                NOW,
+                NOW + time::Duration::days(days),
+                Duration::from_secs(3600),
+                0.0,
+            );
+            assert_eq!((d, w), (Duration::from_secs(3600), None), "{days} days");
+        }
+        let (_, w) = after_success(
+            NOW,
+            NOW + time::Duration::days(7) + time::Duration::SECOND,
+            Duration::from_secs(3600),
+            0.0,
+        );
+        assert!(w.is_some_and(|w| w.contains("implausibly far")));
     }
 
     #[test]
@@ -199,5 +217,25 @@ mod tests {
         assert!(values.iter().all(|v| (0.0..1.0).contains(v)));
         let mean = values.iter().sum::<f64>() / values.len() as f64;
         assert!((0.4..0.6).contains(&mean), "{mean}");
+        // Spread evenly: each tenth of [0, 1) gets its share of 10,000 samples, whatever the
+        // seed (an even one, the smallest, one from the clock).
+        for mut j in [Jitter(2), Jitter(1), Jitter::from_clock()] {
+            let mut tenths = [0u32; 10];
+            for _ in 0..10_000 {
+                tenths[(j.sample() * 10.0) as usize] += 1;
+            }
+            assert!(tenths.iter().all(|n| (850..1150).contains(n)), "{tenths:?}");
+        }
+        // Two processes (or two starts) do not share one sequence: sources seeded from the
+        // clock a moment apart differ from their first sample.
+        let firsts: Vec<f64> = (0..4)
+            .map(|_| {
+                std::thread::sleep(Duration::from_millis(1)); // the clock moves on between seeds
+                Jitter::from_clock().sample()
+            })
+            .collect();
+        let mut distinct = firsts.clone();
+        distinct.dedup();
+        assert_eq!(distinct.len(), firsts.len(), "{firsts:?}");
     }
 }
