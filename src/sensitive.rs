@@ -124,11 +124,6 @@ pub fn mask(text: &str, limit: usize, emit: impl FnMut(char, &mut String)) -> Ma
     index.mask(text, limit, emit)
 }
 
-/// The size of the mask, for tests and figures: (values, bytes of values, indexed windows).
-pub fn mask_size() -> (usize, usize, usize) {
-    lock().size()
-}
-
 /// One value some [`Sensitive`] holds, with how many hold it.
 #[derive(Debug)]
 struct Held {
@@ -449,6 +444,74 @@ mod tests {
         // The latest derived value is still there; a password superseded 400 cycles ago is gone.
         assert_eq!(masked(&mut mask, &last_auth), "***");
         assert_eq!(masked(&mut mask, &first_password), first_password);
+    }
+
+    #[test]
+    fn the_retired_values_fill_their_bounds_exactly_oldest_out_first() {
+        // MAX_RETIRED values: every one still masked; one more pushes the oldest out.
+        let mut mask = Mask::new();
+        let values: Vec<String> = (0..=MAX_RETIRED as u64).map(|i| noise(i, 20)).collect();
+        for v in &values[..MAX_RETIRED] {
+            mask.register(v);
+        }
+        assert_eq!(masked(&mut mask, &values[0]), "***");
+        assert_eq!(mask.size().0, MAX_RETIRED);
+        mask.register(&values[MAX_RETIRED]);
+        assert_eq!(
+            masked(&mut mask, &values[0]),
+            values[0],
+            "the oldest is out"
+        );
+        assert_eq!(masked(&mut mask, &values[1]), "***");
+        assert_eq!(mask.size().0, MAX_RETIRED);
+        // MAX_RETIRED_BYTES exactly: all kept; one byte more pushes the oldest out.
+        let mut mask = Mask::new();
+        let quarters: Vec<String> = (0..4)
+            .map(|i| noise(500 + i, MAX_RETIRED_BYTES / 4))
+            .collect();
+        for q in &quarters {
+            mask.register(q);
+        }
+        assert_eq!(mask.size().1, MAX_RETIRED_BYTES);
+        assert_eq!(masked(&mut mask, &quarters[0]), "***");
+        mask.register(&noise(600, MIN_MASKED_LEN));
+        assert_eq!(
+            masked(&mut mask, &quarters[0]),
+            quarters[0],
+            "the oldest is out"
+        );
+        assert_eq!(mask.size().0, 4);
+        assert_eq!(mask.size().1, 3 * MAX_RETIRED_BYTES / 4 + MIN_MASKED_LEN);
+    }
+
+    #[test]
+    fn a_value_seen_again_is_counted_once() {
+        let mut mask = Mask::new();
+        let (a, b) = (noise(1, 30), noise(2, 40));
+        // Registered twice; held, dropped (retired) and held again.
+        mask.register(&a);
+        mask.register(&a);
+        mask.hold(&b);
+        mask.release(&b);
+        mask.hold(&b);
+        assert_eq!(mask.size().0, 2);
+        assert_eq!(mask.size().1, 70);
+        assert_eq!(masked(&mut mask, &format!("{a} {b}")), "*** ***");
+    }
+
+    #[test]
+    fn a_dropped_credential_is_retired_not_held_forever() {
+        let value = noise(4242, 32);
+        // The process-wide mask: other tests use it too, so only this value is looked at (its
+        // being masked once retired is shown on a mask of its own above).
+        let held = |v: &str| lock().held.iter().any(|h| h.value == v);
+        let credential = Sensitive::new(value.clone());
+        let copy = credential.clone();
+        assert!(held(&value));
+        drop(credential);
+        assert!(held(&value), "a copy still holds it");
+        drop(copy);
+        assert!(!held(&value), "released with its last copy");
     }
 
     #[test]
