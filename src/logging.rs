@@ -1060,12 +1060,10 @@ mod tests {
         );
         let s = LogSettings::from_env(path.to_str(), None).expect("valid");
         assert!(!s.source.contains("ignored"), "{}", s.source);
-        // Exactly the limit is read whole (the padding first, so a short read would break it).
+        // Exactly the limit the README promises, 1 MiB, is read whole (the padding first, so a
+        // short read would break it).
         let small = r#"{"version":1,"root":{"level":"WARNING"}}"#;
-        let padded = format!(
-            "{}{small}",
-            " ".repeat(MAX_CONFIG_BYTES as usize - small.len())
-        );
+        let padded = format!("{}{small}", " ".repeat(1024 * 1024 - small.len()));
         std::fs::write(&path, padded).expect("write");
         let s = LogSettings::from_env(path.to_str(), None).expect("at the limit");
         assert_eq!(s.threshold, WARNING);

@@ -448,6 +448,8 @@ mod tests {
 
     #[test]
     fn the_retired_values_fill_their_bounds_exactly_oldest_out_first() {
+        // The bounds the module promises: 256 values, 256 KiB.
+        assert_eq!((MAX_RETIRED, MAX_RETIRED_BYTES), (256, 256 * 1024));
         // MAX_RETIRED values: every one still masked; one more pushes the oldest out.
         let mut mask = Mask::new();
         let values: Vec<String> = (0..=MAX_RETIRED as u64).map(|i| noise(i, 20)).collect();
