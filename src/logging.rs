@@ -1021,6 +1021,21 @@ mod tests {
                 }
             }
         }
+        // JSON escaping that makes the line exactly MAX_LINE bytes before its newline: one byte
+        // too long, so it is cut with a note and stays one JSON object.
+        let mut json = settings(NOTSET);
+        json.json = true;
+        let exact = (0..MAX_LINE)
+            .flat_map(|quotes| ["", "a"].map(|pad| format!("{pad}{}", "\"".repeat(quotes))))
+            .find(|m| render(&json, INFO, m, "m", now()).len() == MAX_LINE)
+            .expect("some message renders to exactly MAX_LINE bytes");
+        let line = json.line(INFO, &exact, 0, "m", now()).expect("written");
+        assert!(line.len() <= MAX_LINE, "{} bytes", line.len());
+        let v: Value = serde_json::from_str(line.trim_end()).expect("one JSON object");
+        assert!(
+            v["message"].as_str().is_some_and(|m| m.ends_with("[cut]")),
+            "{line}"
+        );
         // A message that just fits is written whole; one byte more is cut, and the note says
         // how many bytes were left out.
         let mut s = settings(NOTSET);
