@@ -3,96 +3,142 @@
 # change to the code that should break some test) is built and tested; "caught" means a test
 # failed, "missed" that every test still passed, "unviable" that it did not build, "timeout" that
 # the tests hung past cargo-mutants' limit (the mutant was noticed: counted as caught). It prints
-# the four counts and the score, (caught + timeout) / (caught + missed + timeout),
-# once counting every missed mutant and once leaving out those listed in mutants-equivalent.txt
-# (survivors judged equivalent or not worth a test, each with its reason).
+# the four counts and the score, (caught + timeout) / (caught + missed + timeout), per file and
+# in all, once counting every missed mutant and once leaving out those listed in
+# mutants-equivalent.txt (survivors judged equivalent or not worth a test, each with its reason).
 #
-# It takes long (a build and a test run per mutant): it is not part of CI. Run it niced:
-#   scripts/mutants.sh                              # every file below
-#   scripts/mutants.sh src/select.rs src/dockercfg.rs
-#   MUTANTS_JOBS=2 scripts/mutants.sh               # parallel builds (default 1)
-#   MUTANTS_TEST_ARGS='--lib --test daemon_fake --test targeting' scripts/mutants.sh src/select.rs
-#   MUTANTS_FLAGS=--iterate scripts/mutants.sh     # test again only what earlier runs missed
-# MUTANTS_TEST_ARGS goes to `cargo test` for each mutant (default: every test of the package;
-# tests needing a missing peer are ignored there, so install the peers first to count them).
-# A quick first pass with MUTANTS_TEST_ARGS=--lib, then MUTANTS_FLAGS=--iterate with the
-# integration tests, gives the same answer as one run with every test, in far less time: a
-# mutant the unit tests catch is caught whatever else runs. The builds use the `mutants`
-# profile of Cargo.toml (the test profile without debug info).
-# Results stay in mutants.out/ (caught.txt, previously_caught.txt, missed.txt, unviable.txt,
-# timeout.txt).
+# Two passes, so that it ends in about an hour on two cores instead of most of a day:
+#   1. every mutant against the unit tests (`--lib`: a build of one crate and about 3 s of tests);
+#   2. each mutant pass 1 missed (or that timed out) again, against the unit tests and the
+#      integration suites on the fakes (the list below), run by cargo-nextest side by side,
+#      stopping at the first failure.
+# A mutant the unit tests catch is caught whatever else runs, so this gives the answer of one
+# run with all of those tests. Left out of pass 2: the suites that need a peer (they are
+# `#[ignore]`d, and the image, e2e and credentials_e2e suites are nothing else), and the
+# suites of other modules: configuration (config_refused alone takes 15 s per mutant,
+# checks_config, help), the manifests (shipping, rbac_policy), the credential chain
+# (credentials_chain), the health port (hostile_health) and verification (hostile_registry).
+#
+#   scripts/mutants.sh                      # both passes
+#   MUTANTS_PASS=2 scripts/mutants.sh       # pass 2 only, on the pass-1 results in mutants.out/
+#   MUTANTS_PASS=again scripts/mutants.sh   # pass 2 once more, on what it missed (after new tests)
+#   MUTANTS_PASS=report scripts/mutants.sh  # print the figures of the last run again
+#   MUTANTS_JOBS=1 scripts/mutants.sh       # one build at a time (default 2)
+# It is not part of CI. The builds use the `mutants` profile of Cargo.toml (the test profile
+# without debug info). Results: mutants.out/ (pass 1) and mutants.out.pass2/mutants.out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-files=("$@")
-if [ ${#files[@]} -eq 0 ]; then
-  files=(src/dockercfg.rs src/refresh.rs src/select.rs src/schedule.rs src/sensitive.rs
-         src/logging.rs src/kube/ src/aws/ecr.rs)
-fi
+files=(src/dockercfg.rs src/refresh.rs src/select.rs src/schedule.rs src/sensitive.rs
+       src/logging.rs src/kube/ src/aws/ecr.rs)
+suites=(clock_skew daemon_fake daemon_logging events faults health_metrics hostile_aws
+        hostile_kube log_masking logging_python preflight shutdown_watch status targeting)
 
-if ! cargo mutants --version >/dev/null 2>&1; then
-  echo "cargo-mutants is missing: cargo install --locked cargo-mutants" >&2
-  exit 2
-fi
-
-args=(--no-shuffle --jobs "${MUTANTS_JOBS:-1}" --timeout-multiplier 3 --profile mutants)
-if [ -n "${MUTANTS_FLAGS:-}" ]; then
-  read -r -a extra_flags <<<"$MUTANTS_FLAGS"
-  args+=("${extra_flags[@]}")
-fi
-for f in "${files[@]}"; do
-  if [ -d "$f" ]; then
-    args+=(--file "${f%/}/**/*.rs")
-  else
-    args+=(--file "$f")
+for tool in cargo-mutants cargo-nextest; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "$tool is missing: cargo install --locked $tool" >&2
+    exit 2
   fi
 done
-test_args=()
-if [ -n "${MUTANTS_TEST_ARGS:-}" ]; then
-  read -r -a test_args <<<"$MUTANTS_TEST_ARGS"
-fi
 
-echo "== cargo mutants over: ${files[*]}"
+file_args() { # FILE... -> --file arguments
+  local f
+  for f in "$@"; do
+    if [ -d "$f" ]; then printf '%s\n' --file "${f%/}/**/*.rs"; else printf '%s\n' --file "$f"; fi
+  done
+}
+
+common=(--no-shuffle --jobs "${MUTANTS_JOBS:-2}" --timeout-multiplier 3 --profile mutants)
+
+# cargo mutants exits 2 when some mutants were missed and 3 when some timed out: results.
+mutants() {
+  set +e
+  nice -n 19 cargo mutants "${common[@]}" "$@"
+  local status=$?
+  set -e
+  if [ "$status" -ne 0 ] && [ "$status" -ne 2 ] && [ "$status" -ne 3 ]; then
+    echo "cargo mutants failed (exit $status)" >&2
+    exit "$status"
+  fi
+}
+
 started=$(date +%s)
-# Exit status 2 means "some mutants were missed": that is a result, not a failure of the script.
-set +e
-nice -n 19 cargo mutants "${args[@]}" -- "${test_args[@]}"
-status=$?
-set -e
-if [ "$status" -ne 0 ] && [ "$status" -ne 2 ] && [ "$status" -ne 3 ]; then
-  echo "cargo mutants failed (exit $status)" >&2
-  exit "$status"
+pass="${MUTANTS_PASS:-all}"
+mapfile -t file_flags < <(file_args "${files[@]}")
+
+if [ "$pass" = all ]; then
+  echo "== pass 1: every mutant of ${files[*]} against the unit tests"
+  mutants "${file_flags[@]}" --cargo-arg=--lib
 fi
 
-count() { if [ -f "mutants.out/$1" ]; then grep -c . "mutants.out/$1" || true; else echo 0; fi; }
-# With --iterate, what earlier runs caught is in previously_caught.txt.
-caught=$(($(count caught.txt) + $(count previously_caught.txt)))
-missed=$(count missed.txt)
-unviable=$(count unviable.txt)
-timeout=$(count timeout.txt)
+if [ "$pass" = all ] || [ "$pass" = 2 ] || [ "$pass" = again ]; then
+  if [ "$pass" = again ]; then
+    [ -d mutants.out.pass2/mutants.out ] || { echo "no pass-2 results yet" >&2; exit 2; }
+    echo "== pass 2 again: what the last pass 2 missed, against ${suites[*]}"
+  else
+    [ -d mutants.out ] || { echo "no pass-1 results in mutants.out/" >&2; exit 2; }
+    echo "== pass 2: what pass 1 missed, against ${suites[*]}"
+    rm -rf mutants.out.pass2
+    mkdir -p mutants.out.pass2
+    cp -r mutants.out mutants.out.pass2/mutants.out
+  fi
+  # The unit tests again too: a mutant whose line moved since pass 1 (code edited in between)
+  # is not recognised as caught and is tested afresh.
+  targets=(--cargo-arg=--lib)
+  for t in "${suites[@]}"; do targets+=("--cargo-arg=--test" "--cargo-arg=$t"); done
+  # The integration tests mostly wait on sockets and child processes: run 32 at a time, not
+  # nextest's default of one per core (the slowest, about 7 s, then sets the pace).
+  NEXTEST_TEST_THREADS=32 mutants "${file_flags[@]}" "${targets[@]}" --test-tool nextest \
+    --iterate --output mutants.out.pass2
+fi
+
+# ---- The figures, from both passes: a mutant counts as caught when either pass caught it.
+lines() { cat "$@" 2>/dev/null | grep . || true; }
+p2() { lines mutants.out.pass2/mutants.out/"$1"; }
+unviable_list=$( { lines mutants.out/unviable.txt; p2 unviable.txt; } | sort -u)
+# (--iterate files what an earlier run found unviable under previously_caught.txt too.)
+caught_list=$( { lines mutants.out/caught.txt mutants.out/previously_caught.txt; p2 caught.txt
+  p2 previously_caught.txt; } |
+  sort -u | grep -vxF -f <(printf '%s\n' "$unviable_list" | grep . || echo '//none//') || true)
+if [ -d mutants.out.pass2 ]; then
+  missed_list=$(p2 missed.txt | sort -u)
+  timeout_list=$(p2 timeout.txt | sort -u)
+else
+  missed_list=$(lines mutants.out/missed.txt | sort -u)
+  timeout_list=$(lines mutants.out/timeout.txt | sort -u)
+fi
 
 # A missed mutant is listed as equivalent when mutants-equivalent.txt has a line starting with the
 # same "FILE: MUTATION" (line and column left out, so the list survives edits elsewhere).
 strip() { sed -E 's/^([^:]+):[0-9]+:[0-9]+: /\1: /'; }
-listed=0
-unlisted=()
-if [ -f mutants.out/missed.txt ]; then
-  while IFS= read -r line; do
-    key=$(printf '%s\n' "$line" | strip)
-    if grep -v '^#' mutants-equivalent.txt 2>/dev/null | strip | grep -qF -- "$key"; then
-      listed=$((listed + 1))
-    else
-      unlisted+=("$line")
-    fi
-  done <mutants.out/missed.txt
-fi
+equivalents=$(grep -v '^#' mutants-equivalent.txt 2>/dev/null | sed 's/  --.*//' | strip | grep . || true)
+is_listed() { [ -n "$equivalents" ] && printf '%s\n' "$equivalents" | grep -qxF -- "$(printf '%s\n' "$1" | strip)"; }
 
+count_in() { # LIST PREFIX
+  if [ -z "$1" ]; then echo 0; else printf '%s\n' "$1" | grep -c "^$2" || true; fi
+}
 score() { # caught, missed, timeout
   local viable=$(($1 + $2 + $3))
   if [ "$viable" -eq 0 ]; then echo "n/a"; else awk -v c="$(($1 + $3))" -v v="$viable" 'BEGIN { printf "%.1f %%", 100 * c / v }'; fi
 }
+
+unlisted=()
+listed=0
+while IFS= read -r m; do
+  [ -n "$m" ] || continue
+  if is_listed "$m"; then listed=$((listed + 1)); else unlisted+=("$m"); fi
+done <<<"$missed_list"
+
 echo
-echo "== mutation testing of ${files[*]} ($(($(date +%s) - started)) s)"
+echo "== mutation testing ($(($(date +%s) - started)) s)"
+printf '%-28s %7s %7s %8s %8s %9s\n' file caught missed timeout unviable score
+for f in $(printf '%s\n' "$caught_list" "$missed_list" "$timeout_list" "$unviable_list" | cut -d: -f1 | grep . | sort -u); do
+  c=$(count_in "$caught_list" "$f:"); m=$(count_in "$missed_list" "$f:")
+  t=$(count_in "$timeout_list" "$f:"); u=$(count_in "$unviable_list" "$f:")
+  printf '%-28s %7s %7s %8s %8s %9s\n' "$f" "$c" "$m" "$t" "$u" "$(score "$c" "$m" "$t")"
+done
+caught=$(count_in "$caught_list" ""); missed=$(count_in "$missed_list" "")
+timeout=$(count_in "$timeout_list" ""); unviable=$(count_in "$unviable_list" "")
 echo "caught:   $caught"
 echo "missed:   $missed ($listed of them listed in mutants-equivalent.txt)"
 echo "unviable: $unviable (did not build; not counted)"

@@ -1036,6 +1036,24 @@ mod tests {
             v["message"].as_str().is_some_and(|m| m.ends_with("[cut]")),
             "{line}"
         );
+        // The note counts every byte left out, those the formatter already dropped included.
+        for (len, dropped) in [
+            (10_000, 0),
+            (10_000, 1000),
+            (300 * 1024, 0),
+            (300 * 1024, 7),
+        ] {
+            let line = settings(NOTSET)
+                .line(INFO, &"m".repeat(len), dropped, "m", now())
+                .expect("written");
+            let shown = line.matches('m').count() - 1; // the "m" of "more bytes"
+            let note = line.rsplit("[cut: ").next().unwrap_or_default();
+            let counted: usize = note
+                .trim_end_matches(" more bytes]\n")
+                .parse()
+                .unwrap_or_else(|_| panic!("no count in {note:?}"));
+            assert_eq!(counted, len + dropped - shown, "{len} + {dropped}");
+        }
         // A message that just fits is written whole; one byte more is cut, and the note says
         // how many bytes were left out.
         let mut s = settings(NOTSET);
