@@ -229,6 +229,8 @@ impl Mask {
         })
     }
 
+    /// (values, bytes of values, indexed windows), for the tests of the bounds.
+    #[cfg(test)]
     fn size(&mut self) -> (usize, usize, usize) {
         let values = self.held.len() + self.retired.len();
         let bytes = self.held.iter().map(|h| h.value.len()).sum::<usize>() + self.retired_bytes;

@@ -899,8 +899,7 @@ fn a_failed_token_fetch_writes_nothing_and_names_the_aws_error() {
 
 #[test]
 fn in_cluster_uses_the_service_account_token_and_verifies_tls() {
-    let (kube, ca_pem) = FakeKube::start_tls();
-    enforce_shipped_rbac(&kube, DEFAULT_INSTALL);
+    let (kube, ca_pem) = tls_kube_with_shipped_rbac();
     kube.add_namespace("a", &[]);
     let token = "eyJhbGciOiJSUzI1NiJ9.service-account-token.signature";
     kube.require_bearer_token(Some(token));

@@ -379,8 +379,7 @@ fn a_410_on_the_continue_token_restarts_the_list_and_the_retry_cycle_recovers() 
 
 #[test]
 fn in_cluster_a_401_after_the_token_rotated_reads_the_token_file_again() {
-    let (kube, ca_pem) = FakeKube::start_tls();
-    enforce_shipped_rbac(&kube, DEFAULT_INSTALL);
+    let (kube, ca_pem) = tls_kube_with_shipped_rbac();
     let namespaces = ["a", "b"];
     add_namespaces(&kube, &namespaces);
     let first = "eyJhbGciOiJSUzI1NiJ9.first-service-account-token.c2lnbmF0dXJl";

@@ -24,7 +24,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ecrupdater_testkit::FakeKube;
 use serde_json::{Value, json};
 
 use common::*;
@@ -1339,7 +1338,7 @@ impl Drop for Daemon {
 
 /// The metric names in a real /metrics answer of the daemon, after a successful cycle.
 fn real_metric_names() -> BTreeSet<String> {
-    let kube = FakeKube::start();
+    let kube = common::fake::kube_with_shipped_rbac();
     kube.add_namespace("team-a", &[]);
     let (ecr, _) = fake_ecr_with("shipping-password-0123456789");
     let (kube_url, ecr_url) = (kube.base_url(), ecr.base_url());
