@@ -10,8 +10,8 @@
 # Two passes, so that it ends in about an hour on two cores instead of most of a day:
 #   1. every mutant against the unit tests (`--lib`: a build of one crate and about 3 s of tests);
 #   2. each mutant pass 1 missed (or that timed out) again, against the unit tests and the
-#      integration suites on the fakes (the list below), run by cargo-nextest side by side,
-#      stopping at the first failure.
+#      integration suites on the fakes that drive its file (the groups below), run by
+#      cargo-nextest side by side, stopping at the first failure.
 # A mutant the unit tests catch is caught whatever else runs, so this gives the answer of one
 # run with all of those tests. Left out of pass 2: the suites that need a peer (they are
 # `#[ignore]`d, and the image, e2e and credentials_e2e suites are nothing else), and the
@@ -22,17 +22,21 @@
 #   scripts/mutants.sh                      # both passes
 #   MUTANTS_PASS=2 scripts/mutants.sh       # pass 2 only, on the pass-1 results in mutants.out/
 #   MUTANTS_PASS=again scripts/mutants.sh   # pass 2 once more, on what it missed (after new tests)
+#                                           # (a group without results starts from pass 1's)
 #   MUTANTS_PASS=report scripts/mutants.sh  # print the figures of the last run again
 #   MUTANTS_JOBS=1 scripts/mutants.sh       # one build at a time (default 2)
 # It is not part of CI. The builds use the `mutants` profile of Cargo.toml (the test profile
-# without debug info). Results: mutants.out/ (pass 1) and mutants.out.pass2/mutants.out/.
+# without debug info). Results: mutants.out/ (pass 1) and mutants.out.pass2/GROUP/mutants.out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 files=(src/dockercfg.rs src/refresh.rs src/select.rs src/schedule.rs src/sensitive.rs
        src/logging.rs src/kube/ src/aws/ecr.rs)
-suites=(clock_skew daemon_fake daemon_logging events faults health_metrics hostile_aws
-        hostile_kube log_masking logging_python preflight shutdown_watch status targeting)
+# Pass 2, by group: NAME|FILES|SUITES (logging_python runs Python 39 times: only for the logs).
+groups=(
+  "logs|src/logging.rs src/sensitive.rs|daemon_fake daemon_logging hostile_aws hostile_kube log_masking logging_python"
+  "rest|src/dockercfg.rs src/refresh.rs src/select.rs src/schedule.rs src/kube/ src/aws/ecr.rs|clock_skew daemon_fake events faults health_metrics hostile_aws hostile_kube preflight shutdown_watch status targeting"
+)
 
 for tool in cargo-mutants cargo-nextest; do
   if ! command -v "$tool" >/dev/null 2>&1; then
@@ -72,29 +76,35 @@ if [ "$pass" = all ]; then
 fi
 
 if [ "$pass" = all ] || [ "$pass" = 2 ] || [ "$pass" = again ]; then
-  if [ "$pass" = again ]; then
-    [ -d mutants.out.pass2/mutants.out ] || { echo "no pass-2 results yet" >&2; exit 2; }
-    echo "== pass 2 again: what the last pass 2 missed, against ${suites[*]}"
-  else
-    [ -d mutants.out ] || { echo "no pass-1 results in mutants.out/" >&2; exit 2; }
-    echo "== pass 2: what pass 1 missed, against ${suites[*]}"
-    rm -rf mutants.out.pass2
-    mkdir -p mutants.out.pass2
-    cp -r mutants.out mutants.out.pass2/mutants.out
-  fi
-  # The unit tests again too: a mutant whose line moved since pass 1 (code edited in between)
-  # is not recognised as caught and is tested afresh.
-  targets=(--cargo-arg=--lib)
-  for t in "${suites[@]}"; do targets+=("--cargo-arg=--test" "--cargo-arg=$t"); done
-  # The integration tests mostly wait on sockets and child processes: run 32 at a time, not
-  # nextest's default of one per core (the slowest, about 7 s, then sets the pace).
-  NEXTEST_TEST_THREADS=32 mutants "${file_flags[@]}" "${targets[@]}" --test-tool nextest \
-    --iterate --output mutants.out.pass2
+  [ -d mutants.out ] || { echo "no pass-1 results in mutants.out/" >&2; exit 2; }
+  [ "$pass" = again ] || rm -rf mutants.out.pass2
+  for g in "${groups[@]}"; do
+    IFS='|' read -r name group_files group_suites <<<"$g"
+    read -r -a gf <<<"$group_files"
+    read -r -a gs <<<"$group_suites"
+    dir="mutants.out.pass2/$name"
+    if [ -d "$dir/mutants.out" ]; then
+      echo "== pass 2 again, $name: what it missed in ${gf[*]}, against ${gs[*]}"
+    else
+      echo "== pass 2, $name: what pass 1 missed in ${gf[*]}, against ${gs[*]}"
+      mkdir -p "$dir"
+      cp -r mutants.out "$dir/mutants.out"
+    fi
+    mapfile -t gflags < <(file_args "${gf[@]}")
+    # The unit tests again too: a mutant whose line moved since pass 1 (code edited in
+    # between) is not recognised as caught and is tested afresh.
+    targets=(--cargo-arg=--lib)
+    for t in "${gs[@]}"; do targets+=("--cargo-arg=--test" "--cargo-arg=$t"); done
+    # nextest's `mutants` profile (.config/nextest.toml): 32 tests at a time, and the first
+    # failure ends the run at once.
+    NEXTEST_PROFILE=mutants mutants "${gflags[@]}" "${targets[@]}" --test-tool nextest \
+      --iterate --output "$dir"
+  done
 fi
 
 # ---- The figures, from both passes: a mutant counts as caught when either pass caught it.
 lines() { cat "$@" 2>/dev/null | grep . || true; }
-p2() { lines mutants.out.pass2/mutants.out/"$1"; }
+p2() { lines mutants.out.pass2/*/mutants.out/"$1"; }
 unviable_list=$( { lines mutants.out/unviable.txt; p2 unviable.txt; } | sort -u)
 # (--iterate files what an earlier run found unviable under previously_caught.txt too.)
 caught_list=$( { lines mutants.out/caught.txt mutants.out/previously_caught.txt; p2 caught.txt

@@ -1071,6 +1071,22 @@ mod tests {
     }
 
     #[test]
+    fn an_error_printed_at_exit_fits_one_line_with_its_newline() {
+        let fits = "x".repeat(MAX_LINE - 1);
+        assert_eq!(one_line(&fits), fits);
+        let over = one_line(&"x".repeat(MAX_LINE));
+        assert!(over.len() < MAX_LINE, "{} bytes", over.len());
+        assert!(over.ends_with(" more bytes]"), "{over}");
+    }
+
+    #[test]
+    fn cuts_fall_on_the_char_boundary_at_or_below() {
+        let text = "a\u{e9}\u{20ac}b"; // 1, 2, 3 and 1 bytes
+        let floors: Vec<usize> = (0..=8).map(|at| floor_char_boundary(text, at)).collect();
+        assert_eq!(floors, [0, 1, 1, 3, 3, 3, 6, 7, 7]);
+    }
+
+    #[test]
     fn log_config_must_be_a_small_regular_file() {
         let err = LogSettings::from_env(Some("/dev/zero"), None).expect_err("a device");
         assert_eq!(err.name, "LOG_CONFIG");
