@@ -5,11 +5,14 @@
 //! sleeps [`TICK`] only when nothing moved. With no connection open, the thread waits in a
 //! blocking `accept`, so an idle endpoint costs nothing.
 //!
-//! The bounds: at most [`MAX_CONNECTIONS`] open connections (a new one drops the oldest); each
-//! gets [`IO_TIMEOUT`] from its accept to read its head and write its answer, and [`LINGER`]
-//! after that; a head is at most [`MAX_HEAD`] bytes (else 400). So silent or trickling clients
-//! cost at most `MAX_CONNECTIONS * MAX_HEAD` bytes and delay nobody: a probe is answered within
-//! a few [`TICK`]s whatever the others do.
+//! The bounds: at most [`MAX_CONNECTIONS`] open connections; a new one beyond drops the oldest,
+//! but only once that one had [`GRACE`] to send its head (until then the new ones wait in the
+//! kernel's accept queue), so that clients reconnecting as fast as they are dropped cannot push
+//! out a probe before its request arrives. Each connection gets [`IO_TIMEOUT`] from its accept
+//! to read its head and write its answer, and [`LINGER`] after that; a head is at most
+//! [`MAX_HEAD`] bytes (else 400). So silent or trickling clients cost at most
+//! `MAX_CONNECTIONS * MAX_HEAD` bytes and delay nobody for long: a probe waits at most about a
+//! [`GRACE`] in the queue, and is answered within a few [`TICK`]s once accepted.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -26,6 +29,9 @@ use super::{Health, IO_TIMEOUT, MAX_HEAD};
 const LINGER: Duration = Duration::from_millis(250);
 /// The most connections open at once; a new one beyond drops the oldest.
 pub const MAX_CONNECTIONS: usize = 32;
+/// How long a new connection is kept whatever arrives after it: time enough for any client
+/// that means to send a request (a probe sends it right after connecting).
+const GRACE: Duration = Duration::from_millis(25);
 /// The most reads or writes one connection gets per turn of the loop.
 const MAX_IO_PER_TURN: usize = 16;
 /// How long the loop sleeps when no connection moved.
@@ -61,8 +67,12 @@ fn serve_loop(listener: &TcpListener, health: &Health) {
             }
         }
         // Take what is waiting, at most a cap's worth per turn (so a flood cannot push out a
-        // connection before it is read once).
+        // connection before it is read once), and none while the table is full of connections
+        // still in their grace: those left wait in the kernel's accept queue.
         for _ in 0..MAX_CONNECTIONS {
+            if !has_room(&open, Instant::now()) {
+                break;
+            }
             match listener.accept() {
                 Ok((stream, peer)) => add(&mut open, stream, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -90,6 +100,15 @@ fn accept_failed(e: &io::Error) {
     thread::sleep(Duration::from_millis(100));
 }
 
+/// Whether one more connection may be accepted now: there is a free place, or the oldest
+/// connection (the first, as they are kept in the order they came) had its [`GRACE`].
+fn has_room(open: &VecDeque<Connection>, now: Instant) -> bool {
+    open.len() < MAX_CONNECTIONS
+        || open
+            .front()
+            .is_none_or(|oldest| now.saturating_duration_since(oldest.accepted) >= GRACE)
+}
+
 /// Adds a new connection, dropping the oldest when [`MAX_CONNECTIONS`] are open.
 fn add(open: &mut VecDeque<Connection>, stream: TcpStream, peer: SocketAddr) {
     if stream.set_nonblocking(true).is_err() {
@@ -104,10 +123,12 @@ fn add(open: &mut VecDeque<Connection>, stream: TcpStream, peer: SocketAddr) {
             );
         }
     }
+    let accepted = Instant::now();
     open.push_back(Connection {
         stream,
         peer,
-        deadline: Instant::now() + IO_TIMEOUT,
+        accepted,
+        deadline: accepted + IO_TIMEOUT,
         phase: Phase::Reading(Vec::new()),
         done: false,
     });
@@ -117,6 +138,8 @@ fn add(open: &mut VecDeque<Connection>, stream: TcpStream, peer: SocketAddr) {
 struct Connection {
     stream: TcpStream,
     peer: SocketAddr,
+    /// When it was accepted.
+    accepted: Instant,
     /// When reading the head and writing the answer must be over.
     deadline: Instant,
     phase: Phase,
