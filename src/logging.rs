@@ -7,7 +7,9 @@
 //! default), and that handler's formatter: its `format` string (`%(asctime)s %(levelname)s
 //! %(name)s %(message)s`, ...) and whether its class (`()` or `class`) is a JSON formatter such as
 //! `pythonjsonlogger.jsonlogger.JsonFormatter`, in which case each line is one JSON object with
-//! the fields the format string names (and `message` always).
+//! the fields the format string names (and `message` always). In text, each `%(name)` takes
+//! Python's conversion after it: flags, width, precision and letter (`%(levelname)-8s`,
+//! `%(levelno)03d`, `%(created).3f`), as Python's `%` operator writes them.
 //!
 //! Levels are Python's (`logging._checkLevel`): `NOTSET` 0, `DEBUG` 10, `INFO` 20, `WARNING`/`WARN`
 //! 30, `ERROR` 40, `CRITICAL`/`FATAL` 50, or any integer; a record is written when its number is at
@@ -553,20 +555,149 @@ pub fn render(
             continue;
         };
         let value = field(&inner[..end], levelno, message, module, now);
-        match value {
-            Value::String(s) => out.push_str(&s),
-            other => out.push_str(&other.to_string()),
-        }
-        // Skip the conversion spec: flags, width, precision, then one letter (s, d, f, ...).
         let spec = &inner[end + 1..];
-        let spec_len = spec
-            .find(|c: char| c.is_ascii_alphabetic())
-            .map(|i| i + 1)
-            .unwrap_or(0);
-        rest = &spec[spec_len..];
+        let (conversion, spec_len) = Conversion::read(spec);
+        conversion.apply(&value, &mut out);
+        rest = spec.get(spec_len..).unwrap_or_default();
     }
     out.push_str(rest);
     out
+}
+
+/// The printf-style conversion after a `%(name)` in a text format, as Python's `%` operator
+/// reads it: flags (`-` left-aligns, `0` pads numbers with zeros, `+` and space sign them), a
+/// width, a precision, then the letter (`s`, `d`, `f`, `x`, ...). Widths and precisions are
+/// capped at [`MAX_LINE`]: a line never holds more.
+#[derive(Debug, Default, PartialEq)]
+struct Conversion {
+    left: bool,
+    zero: bool,
+    alternate: bool,
+    sign: Option<char>,
+    width: usize,
+    precision: Option<usize>,
+    letter: Option<char>,
+}
+
+impl Conversion {
+    /// The conversion at the start of `spec`, and how many bytes of it it takes. Without a
+    /// letter (Python refuses such a format at its first record) the value is written as text
+    /// and whatever follows stays literal.
+    fn read(spec: &str) -> (Conversion, usize) {
+        let mut c = Conversion::default();
+        let bytes = spec.as_bytes();
+        let mut at = 0;
+        while let Some(&b) = bytes.get(at) {
+            match b {
+                b'-' => c.left = true,
+                b'0' => c.zero = true,
+                b'+' => c.sign = Some('+'),
+                b' ' => c.sign = c.sign.or(Some(' ')),
+                b'#' => c.alternate = true,
+                _ => break,
+            }
+            at += 1;
+        }
+        let (width, len) = Self::number(bytes.get(at..).unwrap_or_default());
+        c.width = width;
+        at += len;
+        if bytes.get(at) == Some(&b'.') {
+            let (precision, len) = Self::number(bytes.get(at + 1..).unwrap_or_default());
+            c.precision = Some(precision);
+            at += 1 + len;
+        }
+        if let Some(&b) = bytes.get(at)
+            && b"diouxXeEfFgGcrsa".contains(&b)
+        {
+            c.letter = Some(char::from(b));
+            at += 1;
+        }
+        (c, at)
+    }
+
+    /// The digits at the start of `bytes` as a number capped at [`MAX_LINE`], and their count.
+    fn number(bytes: &[u8]) -> (usize, usize) {
+        let digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+        let value = bytes.iter().take(digits).fold(0usize, |n, d| {
+            n.saturating_mul(10)
+                .saturating_add(usize::from(d - b'0'))
+                .min(MAX_LINE)
+        });
+        (value, digits)
+    }
+
+    /// Writes `value` converted, padded to the width.
+    fn apply(&self, value: &Value, out: &mut String) {
+        let number = value.as_f64();
+        let integer = value.as_i64().or_else(|| number.map(|f| f.trunc() as i64));
+        let mut text = match (self.letter, value) {
+            (Some('d' | 'i' | 'u'), _) if integer.is_some() => {
+                self.signed(integer, |n| n.to_string())
+            }
+            (Some('x'), _) if integer.is_some() => {
+                self.signed(integer, |n| format!("{}{n:x}", self.prefix("0x")))
+            }
+            (Some('X'), _) if integer.is_some() => {
+                self.signed(integer, |n| format!("{}{n:X}", self.prefix("0X")))
+            }
+            (Some('o'), _) if integer.is_some() => {
+                self.signed(integer, |n| format!("{}{n:o}", self.prefix("0o")))
+            }
+            (Some('f' | 'F'), _) if number.is_some() => {
+                let digits = self.precision.unwrap_or(6);
+                let f = number.unwrap_or_default();
+                let body = format!("{:.digits$}", f.abs());
+                sign_of(f < 0.0, self.sign, body)
+            }
+            (_, Value::String(s)) => match self.precision {
+                Some(p) => s.chars().take(p).collect(),
+                None => s.clone(),
+            },
+            (_, other) => other.to_string(),
+        };
+        let numeric = matches!(
+            self.letter,
+            Some('d' | 'i' | 'u' | 'x' | 'X' | 'o' | 'f' | 'F')
+        ) && number.is_some();
+        let short = self.width.saturating_sub(text.chars().count());
+        if short > 0 {
+            if self.left {
+                text.extend(std::iter::repeat_n(' ', short));
+            } else if self.zero && numeric {
+                // The zeros go after the sign and the alternate form's prefix.
+                let signed = usize::from(text.starts_with(['-', '+', ' ']));
+                let prefixed = if self.alternate && matches!(self.letter, Some('x' | 'X' | 'o')) {
+                    2
+                } else {
+                    0
+                };
+                text.insert_str(signed + prefixed, &"0".repeat(short));
+            } else {
+                text.insert_str(0, &" ".repeat(short));
+            }
+        }
+        out.push_str(&text);
+    }
+
+    /// The alternate form's prefix (`#`: `0x`, `0X`, `0o`), or nothing.
+    fn prefix(&self, prefix: &'static str) -> &'static str {
+        if self.alternate { prefix } else { "" }
+    }
+
+    /// An integer written with `digits`, its sign in front (`-`, or the `+`/space flag's).
+    fn signed(&self, integer: Option<i64>, digits: impl Fn(u64) -> String) -> String {
+        let n = integer.unwrap_or_default();
+        sign_of(n < 0, self.sign, digits(n.unsigned_abs()))
+    }
+}
+
+/// `body` with its sign: `-` when negative, else the flag's `+` or space, if any.
+fn sign_of(negative: bool, flag: Option<char>, body: String) -> String {
+    match (negative, flag) {
+        (true, _) => format!("-{body}"),
+        (false, Some(f)) => format!("{f}{body}"),
+        (false, None) => body,
+    }
 }
 
 /// A `fmt::Write` that keeps at most [`MAX_FORMATTED`] bytes of a message (and counts the rest).
@@ -698,7 +829,7 @@ mod tests {
         let process = std::process::id();
         assert_eq!(
             line,
-            format!("30|refresh|refresh|1706702400.5|{process}|{thread}|m")
+            format!("30|refresh|refresh|1706702400.500000|{process}|{thread}|m")
         );
         // JSON: one key per field the format names, and the message always (keys sorted).
         s.json = true;
@@ -745,7 +876,63 @@ mod tests {
             "m",
             datetime!(2024-01-31 12:00:00 UTC),
         );
-        assert_eq!(line, "2024-01-31 12:00:00,000 [WARNING] careful 100%");
+        assert_eq!(line, "2024-01-31 12:00:00,000 [WARNING ] careful 100%");
+    }
+
+    #[test]
+    fn conversions_take_python_flags_widths_and_precisions() {
+        let mut s = settings(NOTSET);
+        let at = datetime!(2024-01-31 12:00:00.25 UTC);
+        for (format, expected) in [
+            ("[%(levelname)-8s]", "[WARNING ]"),
+            ("[%(levelname)9s]", "[  WARNING]"),
+            ("[%(levelname)-6.4s]", "[WARN  ]"),
+            ("[%(message).3s]", "[car]"),
+            (
+                "[%(levelno)04d|%(levelno)-4d|%(levelno)+d|%(levelno) d]",
+                "[0030|30  |+30| 30]",
+            ),
+            (
+                "[%(levelno)x|%(levelno)X|%(levelno)o|%(levelno)#5x|%(levelno)#o]",
+                "[1e|1E|36| 0x1e|0o36]",
+            ),
+            (
+                "[%(levelno) 05d|%(levelno)-05d|%(levelno)+05d|%(levelno)#06x|%(levelno)+#07o]",
+                "[ 0030|30   |+0030|0x001e|+0o0036]",
+            ),
+            (
+                "[%(created).2f|%(created)012.1f|%(levelno).1f]",
+                "[1706702400.25|1706702400.2|30.0]",
+            ),
+            ("[%(levelname)d]", "[WARNING]"), // Python refuses it at the record: the text, then
+            ("[%(message)]", "[careful]"),    // no letter: the text, the rest kept as written
+            ("%(message)s%", "careful%"),
+            (
+                "%(message)999999999999999999999s",
+                &format!("{}careful", " ".repeat(MAX_LINE - 7)),
+            ),
+        ] {
+            s.format = format.into();
+            assert_eq!(
+                render(&s, WARNING, "careful", "m", at),
+                expected,
+                "{format}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_formatted_message_is_kept_to_its_bound_and_the_rest_counted() {
+        use std::fmt::Write as _;
+        let mut message = Bounded {
+            text: String::new(),
+            dropped: 0,
+        };
+        let piece = "\u{e9}".repeat(100 * 1024); // 200 KiB of 2-byte chars
+        let _ = write!(message, "{piece}{piece}!");
+        assert_eq!(message.text.len(), MAX_FORMATTED);
+        assert!(piece.repeat(2).starts_with(&message.text));
+        assert_eq!(message.dropped, 2 * piece.len() + 1 - MAX_FORMATTED);
     }
 
     #[test]

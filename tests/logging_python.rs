@@ -196,6 +196,55 @@ fn dict_config_levels_print_exactly_what_python_prints() {
     assert!(compared >= 38, "{compared}");
 }
 
+/// Runs Python's side on the document at `path`: what it prints.
+fn python_lines(path: &Path) -> String {
+    let out = Command::new("python3")
+        .args(["-c", PYTHON])
+        .arg(path)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "python3 failed on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn text_formats_with_flags_widths_and_precisions_print_what_python_prints() {
+    // The fields whose values the two sides share (the time, process and thread differ).
+    let formats = [
+        "%(levelname)-8s %(name)s: %(message)s",
+        "[%(levelname)10s] %(message).9s|",
+        "%(levelno)03d %(levelno)-4d| %(levelno)+d %(levelno) d %(levelname)-7.3s %(message)s",
+        "%(levelno)x %(levelno)#X %(levelno)#06o %(levelno)+05d %(levelno).2f %(levelno)08.3f",
+        "%(name).3s%(name)-12s|%(name)12.5s|%(message)s 100%% done",
+    ];
+    let dir = temp_dir("logging-python-formats");
+    let mut differences = Vec::new();
+    for (i, format) in formats.iter().enumerate() {
+        let doc = document("", "").replace("%(levelname)s:%(name)s:%(message)s", format);
+        let doc = doc.replacen(
+            r#""handlers": ["out"]"#,
+            r#""handlers": ["out"], "level": "NOTSET""#,
+            1,
+        );
+        let path = dir.join(format!("format-{i}.json"));
+        std::fs::write(&path, &doc).expect("write the file");
+        let python = python_lines(&path);
+        let daemon = daemon_lines(&path);
+        assert_eq!(python.lines().count(), LEVELS.len(), "{format}: {python}");
+        if python != daemon {
+            differences.push(format!(
+                "{format}:\n  python: {python:?}\n  daemon: {daemon:?}"
+            ));
+        }
+    }
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+}
+
 fn levels_of(output: &str) -> Vec<&str> {
     let mut levels: Vec<&str> = output
         .lines()
