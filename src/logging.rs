@@ -7,9 +7,7 @@
 //! default), and that handler's formatter: its `format` string (`%(asctime)s %(levelname)s
 //! %(name)s %(message)s`, ...) and whether its class (`()` or `class`) is a JSON formatter such as
 //! `pythonjsonlogger.jsonlogger.JsonFormatter`, in which case each line is one JSON object with
-//! the fields the format string names (and `message` always). In text, each `%(name)` takes
-//! Python's conversion after it: flags, width, precision and letter (`%(levelname)-8s`,
-//! `%(levelno)03d`, `%(created).3f`), as Python's `%` operator writes them.
+//! the fields the format string names (and `message` always).
 //!
 //! Levels are Python's (`logging._checkLevel`): `NOTSET` 0, `DEBUG` 10, `INFO` 20, `WARNING`/`WARN`
 //! 30, `ERROR` 40, `CRITICAL`/`FATAL` 50, or any integer; a record is written when its number is at
@@ -514,7 +512,8 @@ fn format_fields(format: &str) -> Vec<String> {
 }
 
 /// Renders one line (without the newline) for the given settings. `message` is used as given:
-/// [`LogSettings::line`] masks, escapes and cuts it first.
+/// [`LogSettings::line`] masks, escapes and cuts it first. In text, each `%(name)` takes
+/// Python's conversion after it ([`Conversion`]: `%(levelname)-8s`, `%(levelno)03d`).
 pub fn render(
     settings: &LogSettings,
     levelno: i64,
