@@ -625,77 +625,54 @@ impl Conversion {
         (value, digits)
     }
 
-    /// Writes `value` converted, padded to the width.
+    /// Writes `value` converted, padded to the width. The numeric fields (`levelno`, `process`,
+    /// `created`) are never negative, so a sign is only ever the `+` or space flag's.
     fn apply(&self, value: &Value, out: &mut String) {
-        let number = value.as_f64();
-        let integer = value.as_i64().or_else(|| number.map(|f| f.trunc() as i64));
-        let mut text = match (self.letter, value) {
-            (Some('d' | 'i' | 'u'), _) if integer.is_some() => {
-                self.signed(integer, |n| n.to_string())
+        // A number under a numeric letter: the alternate form's prefix and the digits.
+        let numeric = match (self.letter, value.as_f64()) {
+            (Some(letter), Some(f)) => {
+                let n = value.as_u64().unwrap_or(f as u64);
+                match letter {
+                    'd' | 'i' | 'u' => Some(("", n.to_string())),
+                    'x' => Some(("0x", format!("{n:x}"))),
+                    'X' => Some(("0X", format!("{n:X}"))),
+                    'o' => Some(("0o", format!("{n:o}"))),
+                    'f' | 'F' => {
+                        let digits = self.precision.unwrap_or(6);
+                        Some(("", format!("{f:.digits$}")))
+                    }
+                    _ => None,
+                }
             }
-            (Some('x'), _) if integer.is_some() => {
-                self.signed(integer, |n| format!("{}{n:x}", self.prefix("0x")))
-            }
-            (Some('X'), _) if integer.is_some() => {
-                self.signed(integer, |n| format!("{}{n:X}", self.prefix("0X")))
-            }
-            (Some('o'), _) if integer.is_some() => {
-                self.signed(integer, |n| format!("{}{n:o}", self.prefix("0o")))
-            }
-            (Some('f' | 'F'), _) if number.is_some() => {
-                let digits = self.precision.unwrap_or(6);
-                let f = number.unwrap_or_default();
-                let body = format!("{:.digits$}", f.abs());
-                sign_of(f < 0.0, self.sign, body)
-            }
-            (_, Value::String(s)) => match self.precision {
-                Some(p) => s.chars().take(p).collect(),
-                None => s.clone(),
-            },
-            (_, other) => other.to_string(),
+            _ => None,
         };
-        let numeric = matches!(
-            self.letter,
-            Some('d' | 'i' | 'u' | 'x' | 'X' | 'o' | 'f' | 'F')
-        ) && number.is_some();
-        let short = self.width.saturating_sub(text.chars().count());
-        if short > 0 {
-            if self.left {
-                text.extend(std::iter::repeat_n(' ', short));
-            } else if self.zero && numeric {
-                // The zeros go after the sign and the alternate form's prefix.
-                let signed = usize::from(text.starts_with(['-', '+', ' ']));
-                let prefixed = if self.alternate && matches!(self.letter, Some('x' | 'X' | 'o')) {
-                    2
-                } else {
-                    0
-                };
-                text.insert_str(signed + prefixed, &"0".repeat(short));
-            } else {
-                text.insert_str(0, &" ".repeat(short));
+        let zeros = self.zero && numeric.is_some();
+        let (head, body) = match numeric {
+            Some((prefix, digits)) => {
+                let mut head = self.sign.map(String::from).unwrap_or_default();
+                if self.alternate {
+                    head.push_str(prefix);
+                }
+                (head, digits)
             }
-        }
-        out.push_str(&text);
-    }
-
-    /// The alternate form's prefix (`#`: `0x`, `0X`, `0o`), or nothing.
-    fn prefix(&self, prefix: &'static str) -> &'static str {
-        if self.alternate { prefix } else { "" }
-    }
-
-    /// An integer written with `digits`, its sign in front (`-`, or the `+`/space flag's).
-    fn signed(&self, integer: Option<i64>, digits: impl Fn(u64) -> String) -> String {
-        let n = integer.unwrap_or_default();
-        sign_of(n < 0, self.sign, digits(n.unsigned_abs()))
-    }
-}
-
-/// `body` with its sign: `-` when negative, else the flag's `+` or space, if any.
-fn sign_of(negative: bool, flag: Option<char>, body: String) -> String {
-    match (negative, flag) {
-        (true, _) => format!("-{body}"),
-        (false, Some(f)) => format!("{f}{body}"),
-        (false, None) => body,
+            None => match (value, self.precision) {
+                (Value::String(s), Some(p)) => (String::new(), s.chars().take(p).collect()),
+                (Value::String(s), None) => (String::new(), s.clone()),
+                (other, _) => (String::new(), other.to_string()),
+            },
+        };
+        let short = self
+            .width
+            .saturating_sub(head.chars().count() + body.chars().count());
+        let pad = |c: char| c.to_string().repeat(short);
+        let parts = if self.left {
+            [head, body, pad(' ')]
+        } else if zeros {
+            [head, pad('0'), body]
+        } else {
+            [pad(' '), head, body]
+        };
+        out.extend(parts);
     }
 }
 
@@ -902,6 +879,14 @@ mod tests {
             (
                 "[%(created).2f|%(created)012.1f|%(levelno).1f]",
                 "[1706702400.25|1706702400.2|30.0]",
+            ),
+            (
+                "[%(levelno)05x|%(levelno)#05d|%(levelno)05s|%(levelname)09s]",
+                "[0001e|00030|   30|  WARNING]",
+            ),
+            (
+                "[%(levelname)x|%(levelname)X|%(levelname)o|%(levelname)f]",
+                "[WARNING|WARNING|WARNING|WARNING]",
             ),
             ("[%(levelname)d]", "[WARNING]"), // Python refuses it at the record: the text, then
             ("[%(message)]", "[careful]"),    // no letter: the text, the rest kept as written
