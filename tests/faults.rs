@@ -486,6 +486,12 @@ fn ecr_5xx_is_retried_within_the_call_and_then_by_the_next_cycle() {
     // One line per failed attempt: 500, 503, 500 (the cycle's ERROR), 503 (retried at once).
     let lines = assert_named(&daemon, "ECR GetAuthorizationToken failed: HTTP 5", 4, true);
     assert_eq!(lines.len(), 4, "{lines:?}");
+    // The pauses within a call double from half a second; the retry cycle's call starts over.
+    let pauses: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.split("; retrying in ").nth(1))
+        .collect();
+    assert_eq!(pauses, ["0.5 s", "1.0 s", "0.5 s"], "{lines:?}");
     assert!(
         lines.iter().any(|l| l.starts_with("ERROR")
             && l.contains("HTTP 500 ServerException")
