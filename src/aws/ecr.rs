@@ -478,6 +478,38 @@ mod tests {
             Ok("https://127.0.0.1:5000")
         );
         assert!(ok("https://evil.example.com", &local).is_err());
+        // ECR Public: its one host, and no other.
+        assert_eq!(
+            ok("https://public.ecr.aws", &rules(Api::Public)).as_deref(),
+            Ok("https://public.ecr.aws")
+        );
+        for bad in ["https://evil.example.com", GOOD] {
+            assert!(ok(bad, &rules(Api::Public)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn only_a_loopback_endpoint_allows_loopback_registries() {
+        for url in [
+            "http://127.0.0.1:4566",
+            "http://127.8.9.10",
+            "http://localhost:5000/",
+            "http://LOCALHOST",
+            "http://[::1]:4566",
+        ] {
+            assert!(is_loopback_url(url), "{url}");
+        }
+        for url in [
+            "https://api.ecr.eu-west-1.amazonaws.com",
+            "http://127.example.com",
+            "http://localhost.example.com",
+            "http://10.0.0.1:4566",
+            "http://[::2]",
+            "not a url",
+            "",
+        ] {
+            assert!(!is_loopback_url(url), "{url}");
+        }
     }
 
     #[test]
@@ -486,7 +518,7 @@ mod tests {
         // In the window: kept as answered.
         for d in [
             time::Duration::hours(12),
-            time::Duration::minutes(6),
+            time::Duration::minutes(5), // the README: 5 min to 24 h is used as is
             time::Duration::hours(24),
         ] {
             let (checked, warning) = at(d).expect("plausible");
@@ -496,7 +528,7 @@ mod tests {
         // Expired, or about to be: refused.
         for d in [
             time::Duration::ZERO,
-            time::Duration::minutes(4),
+            time::Duration::minutes(5) - time::Duration::SECOND,
             -time::Duration::hours(1),
             -time::Duration::hours(24),
         ] {
