@@ -173,17 +173,7 @@ fn dict_config_levels_print_exactly_what_python_prints() {
     for (i, (what, doc)) in cases().into_iter().enumerate() {
         let path = dir.join(format!("logging-{i}.json"));
         std::fs::write(&path, &doc).expect("write the file");
-        let out = Command::new("python3")
-            .args(["-c", PYTHON])
-            .arg(&path)
-            .output()
-            .expect("run python3");
-        assert!(
-            out.status.success(),
-            "python3 failed on {what}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let python = String::from_utf8_lossy(&out.stdout).into_owned();
+        let python = python_lines(&path);
         let daemon = daemon_lines(&path);
         if python != daemon {
             differences.push(format!(
