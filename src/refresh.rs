@@ -516,21 +516,20 @@ impl Refresher {
         }
     }
 
+    /// Remembers the secret just read and written (or created). A secret is read only when
+    /// nothing is known of it (first seen, or forgotten when its known patch met another
+    /// object or none), so its service accounts are looked at again after this.
     fn remember(&mut self, namespace: &str, secret: &Value, format: Format, written: u64) {
         let Some(uid) = secret.pointer("/metadata/uid").and_then(Value::as_str) else {
             return;
         };
-        let service_accounts_done = self
-            .known
-            .get(namespace)
-            .is_some_and(|k| k.uid == uid && k.service_accounts_done);
         self.known.insert(
             namespace.to_string(),
             Known {
                 uid: uid.to_string(),
                 format,
                 written,
-                service_accounts_done,
+                service_accounts_done: false,
             },
         );
     }

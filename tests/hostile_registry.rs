@@ -167,6 +167,46 @@ fn a_registry_that_accepts_the_login_gives_verified_at_and_the_metric() {
 }
 
 #[test]
+fn an_existing_secret_updated_after_a_verdict_has_verified_at_renewed_or_removed() {
+    // An accepting registry and a refusing one (another password): the first update renews a
+    // stale `verified-at`, the second removes it, as a secret written with unproven
+    // credentials must not claim a proof.
+    for (password, verified) in [
+        (PASSWORD, true),
+        ("hostile-other-password-0123456789", false),
+    ] {
+        let s = setup(|_| b"{}".to_vec(), password);
+        s.kube.put_secret(
+            "app",
+            serde_json::json!({"metadata": {"name": SECRET,
+                    "annotations": {"k8s-ecrupdater/verified-at": "2020-01-01T00:00:00Z"}},
+                "type": "kubernetes.io/dockerconfigjson",
+                "data": {".dockerconfigjson": STANDARD.encode(r#"{"auths":{}}"#)}}),
+        );
+        let env: Vec<(&str, &str)> = s
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let out = run(&env, &["--once"], Duration::from_secs(60));
+        assert_eq!(out.status, 0, "{}", out.output());
+        assert!(
+            out.output().contains("0 created, 1 updated"),
+            "{}",
+            out.output()
+        );
+        let secret = s.kube.secret("app", SECRET).expect("updated");
+        let annotation = &secret["metadata"]["annotations"]["k8s-ecrupdater/verified-at"];
+        if verified {
+            let at = annotation.as_str().unwrap_or_default();
+            assert!(at.ends_with('Z') && at > "2026-", "renewed: {secret}");
+        } else {
+            assert!(annotation.is_null(), "removed: {secret}");
+        }
+    }
+}
+
+#[test]
 fn a_hostile_refusal_is_bounded_masked_and_written_anyway_in_warn_mode() {
     // The other password makes the registry refuse; its answer echoes what it got, 8 MiB long.
     let s = setup(

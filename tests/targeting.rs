@@ -422,6 +422,104 @@ fn service_accounts_gain_exactly_one_entry_and_keep_the_others() {
 }
 
 #[test]
+fn service_accounts_are_served_until_all_are_done_and_again_for_a_re_created_secret() {
+    let kube = kube_with_rbac_of(SERVICE_ACCOUNTS_VARIANT);
+    kube.add_namespace("app", &[]);
+    let ecr = ecr();
+    let mut daemon = in_process(
+        &kube,
+        &ecr,
+        &[
+            ("ECR_CREATE_MISSING", "true"),
+            ("ECR_SERVICE_ACCOUNTS", "default"),
+        ],
+    );
+    let secret_path = format!("/api/v1/namespaces/app/secrets/{SECRET}");
+    let sa_path = "/api/v1/namespaces/app/serviceaccounts/default";
+    let mut password = 0;
+    let mut cycle = |kube: &FakeKube| {
+        password += 1;
+        ecr.set_token(
+            "AWS",
+            &format!("password-number-{password}-abcdefghijklmn"),
+            4.0e9,
+        );
+        kube.clear_requests();
+        let report = daemon.cycle(true).expect("cycle");
+        assert_eq!(report.failures(), Vec::<(&str, &str)>::new());
+        requests_in(kube, "app")
+    };
+
+    // A brand-new namespace whose `default` account does not exist yet: the secret is written,
+    // the account looked for.
+    assert_eq!(
+        cycle(&kube),
+        [
+            format!("GET {secret_path}"),
+            "POST /api/v1/namespaces/app/secrets".to_string(),
+            format!("GET {sa_path}")
+        ]
+    );
+    // It appears; the next refresh meets a conflict on the secret, so reads and writes it
+    // again: the account was not done, and is served now.
+    kube.put_service_account("app", json!({"metadata": {"name": "default"}}));
+    kube.inject(Fault::new(Some("PATCH"), &secret_path, FaultKind::Conflict));
+    assert_eq!(
+        cycle(&kube),
+        [
+            format!("PATCH {secret_path}"),
+            format!("GET {secret_path}"),
+            format!("PATCH {secret_path}"),
+            format!("GET {sa_path}"),
+            format!("PATCH {sa_path}")
+        ]
+    );
+    let listed = json!([{"name": SECRET}]);
+    assert_eq!(
+        kube.service_account("app", "default").expect("default")["imagePullSecrets"],
+        listed
+    );
+    // Done: a plain refresh does not ask again. One that reads the secret again starts afresh
+    // and looks once (the account lists it: no patch).
+    assert_eq!(cycle(&kube), [format!("PATCH {secret_path}")]);
+    kube.inject(Fault::new(Some("PATCH"), &secret_path, FaultKind::Conflict));
+    assert_eq!(
+        cycle(&kube),
+        [
+            format!("PATCH {secret_path}"),
+            format!("GET {secret_path}"),
+            format!("PATCH {secret_path}"),
+            format!("GET {sa_path}")
+        ]
+    );
+    assert_eq!(cycle(&kube), [format!("PATCH {secret_path}")]);
+    // The app re-installed: secret and account re-created, the account without the entry. The
+    // secret is another object now, so the account is served again.
+    kube.delete_secret("app", SECRET);
+    kube.put_secret(
+        "app",
+        json!({"metadata": {"name": SECRET}, "type": "kubernetes.io/dockerconfigjson",
+               "data": {".dockerconfigjson": STANDARD.encode(r#"{"auths":{}}"#)}}),
+    );
+    kube.put_service_account("app", json!({"metadata": {"name": "default"}}));
+    assert_eq!(
+        cycle(&kube),
+        [
+            format!("PATCH {secret_path}"),
+            format!("GET {secret_path}"),
+            format!("PATCH {secret_path}"),
+            format!("GET {sa_path}"),
+            format!("PATCH {sa_path}")
+        ]
+    );
+    assert_eq!(
+        kube.service_account("app", "default").expect("default")["imagePullSecrets"],
+        listed
+    );
+    assert_nothing_forbidden(&kube);
+}
+
+#[test]
 fn steady_state_sends_only_the_updates_and_the_paged_list() {
     let kube = kube_with_shipped_rbac();
     let n = 1200;
@@ -584,6 +682,72 @@ fn a_secret_deleted_and_created_again_is_written_in_its_own_type_and_stays_serve
         );
     }
     assert_nothing_forbidden(&kube);
+}
+
+#[test]
+fn a_secret_deleted_between_refreshes_is_created_again_or_skipped_and_never_failed() {
+    for create in [true, false] {
+        let kube = kube_with_shipped_rbac();
+        kube.add_namespace("gone", &[]);
+        kube.put_secret(
+            "gone",
+            json!({"metadata": {"name": SECRET}, "type": "kubernetes.io/dockerconfigjson",
+                   "data": {".dockerconfigjson": STANDARD.encode(r#"{"auths":{}}"#)}}),
+        );
+        let ecr = ecr();
+        let flag = if create { "true" } else { "false" };
+        let mut daemon = in_process(&kube, &ecr, &[("ECR_CREATE_MISSING", flag)]);
+        let first = daemon.cycle(true).expect("first cycle");
+        assert_eq!(first.updated(), 1, "{create}: {first}");
+
+        // Deleted by someone else between two refreshes: the patch of the known secret meets
+        // a 404, which is neither a failure nor another object to read.
+        kube.delete_secret("gone", SECRET);
+        ecr.set_token("AWS", "the-second-password-abcdefghijklmn", 4.0e9);
+        kube.clear_requests();
+        let second = daemon.cycle(true).expect("second cycle");
+        assert_eq!(second.failures(), Vec::<(&str, &str)>::new(), "{create}");
+        let path = format!("/api/v1/namespaces/gone/secrets/{SECRET}");
+        if create {
+            assert_eq!(second.created(), 1, "{second}");
+            assert_eq!(
+                requests_in(&kube, "gone"),
+                [
+                    format!("PATCH {path}"),
+                    "POST /api/v1/namespaces/gone/secrets".to_string()
+                ]
+            );
+            let secret = kube.secret("gone", SECRET).expect("created again");
+            assert_eq!(secret["type"], "kubernetes.io/dockerconfigjson");
+            let password = auths(&secret)
+                .as_object()
+                .expect("auths")
+                .values()
+                .next()
+                .expect("a login")["password"]
+                .clone();
+            assert_eq!(password, "the-second-password-abcdefghijklmn");
+        } else {
+            assert_eq!((second.skipped(), second.created()), (1, 0), "{second}");
+            assert_eq!(requests_in(&kube, "gone"), [format!("PATCH {path}")]);
+            assert!(kube.secret("gone", SECRET).is_none(), "nothing is created");
+        }
+
+        // The next refresh: the created secret is known (one patch); the absent one is read
+        // (it is no longer known) and skipped again.
+        ecr.set_token("AWS", "the-third-password-abcdefghijklmno", 4.0e9);
+        kube.clear_requests();
+        let third = daemon.cycle(true).expect("third cycle");
+        assert_eq!(third.failures(), Vec::<(&str, &str)>::new(), "{create}");
+        if create {
+            assert_eq!(third.updated(), 1, "{third}");
+            assert_eq!(requests_in(&kube, "gone"), [format!("PATCH {path}")]);
+        } else {
+            assert_eq!(third.skipped(), 1, "{third}");
+            assert_eq!(requests_in(&kube, "gone"), [format!("GET {path}")]);
+        }
+        assert_nothing_forbidden(&kube);
+    }
 }
 
 #[test]
