@@ -43,7 +43,7 @@ files=(src/dockercfg.rs src/refresh.rs src/select.rs src/schedule.rs src/sensiti
 all_groups=(
   "logs|src/logging.rs src/sensitive.rs|daemon_fake daemon_logging hostile_aws hostile_kube log_masking logging_python"
   "ecr|src/aws/ecr.rs|clock_skew daemon_fake faults hostile_aws targeting"
-  "kube|src/kube/|daemon_fake events faults hostile_kube preflight shutdown_watch status targeting"
+  "kube|src/kube/|daemon_fake events faults health_metrics hostile_kube preflight shutdown_watch status targeting"
   "work|src/dockercfg.rs src/refresh.rs src/select.rs src/schedule.rs|clock_skew daemon_fake events faults health_metrics hostile_aws hostile_kube hostile_registry shutdown_watch status targeting"
 )
 groups=()

@@ -901,12 +901,23 @@ fn a_failed_token_fetch_writes_nothing_and_names_the_aws_error() {
 fn in_cluster_uses_the_service_account_token_and_verifies_tls() {
     let (kube, ca_pem) = tls_kube_with_shipped_rbac();
     kube.add_namespace("a", &[]);
-    let token = "eyJhbGciOiJSUzI1NiJ9.service-account-token.signature";
+    // As long as a projected token with a few audiences and claims (about 1.6 KiB; the RS256
+    // signature alone is 342 characters).
+    let claims = "c2VydmljZS1hY2NvdW50LWNsYWltcw".repeat(40);
+    let signature = "c2lnbmF0dXJl".repeat(28) + "c2lnbmF0";
+    let token = format!("eyJhbGciOiJSUzI1NiIsImtpZCI6InRlc3QifQ.{claims}.{signature}");
+    assert!(token.len() > 1500, "{}", token.len());
+    let token = token.as_str();
     kube.require_bearer_token(Some(token));
     let ecr = FakeEcr::start();
     let dir = temp_dir("in-cluster");
     std::fs::write(dir.join("token"), format!("{token}\n")).expect("token");
-    std::fs::write(dir.join("ca.crt"), &ca_pem).expect("ca");
+    // ca.crt may hold several CAs (the old and new ones during a rotation of the cluster's CA,
+    // each perhaps with an intermediate): the server's is the last of four here.
+    let others: Vec<String> = (0..3).map(|_| FakeKube::start_tls().1).collect();
+    let bundle = format!("{}{ca_pem}", others.concat());
+    assert!(bundle.len() > 2048, "{}", bundle.len());
+    std::fs::write(dir.join("ca.crt"), &bundle).expect("ca");
     std::fs::write(dir.join("namespace"), "ecr-updater").expect("namespace");
     let port = kube.port().to_string();
     let ecr_url = ecr.base_url();

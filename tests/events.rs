@@ -33,21 +33,24 @@ fn client(kube: &FakeKube) -> KubeClient {
 }
 
 fn once(kube: &FakeKube) -> Finished {
+    once_with(kube, &[])
+}
+
+/// `--once` with `extra` variables added.
+fn once_with(kube: &FakeKube, extra: &[(&str, &str)]) -> Finished {
     let (ecr, _) = fake_ecr_with(PASSWORD);
     let (kube_url, ecr_url) = (kube.base_url(), ecr.base_url());
-    run(
-        &[
-            ("K8S_PULL_SECRET_NAME", SECRET),
-            ("AWS_REGION", "eu-west-1"),
-            ("AWS_ENDPOINT_URL", &ecr_url),
-            ("AWS_ACCESS_KEY_ID", "AKIAEVENTSTEST"),
-            ("AWS_SECRET_ACCESS_KEY", "events-test-secret-key"),
-            ("KUBERNETES_API_ENDPOINT", &kube_url),
-            ("ECR_CREATE_MISSING", "true"),
-        ],
-        &["--once"],
-        Duration::from_secs(30),
-    )
+    let mut vars = vec![
+        ("K8S_PULL_SECRET_NAME", SECRET),
+        ("AWS_REGION", "eu-west-1"),
+        ("AWS_ENDPOINT_URL", ecr_url.as_str()),
+        ("AWS_ACCESS_KEY_ID", "AKIAEVENTSTEST"),
+        ("AWS_SECRET_ACCESS_KEY", "events-test-secret-key"),
+        ("KUBERNETES_API_ENDPOINT", kube_url.as_str()),
+        ("ECR_CREATE_MISSING", "true"),
+    ];
+    vars.extend_from_slice(extra);
+    run(&vars, &["--once"], Duration::from_secs(30))
 }
 
 fn forbid_secret_of(kube: &FakeKube, namespace: &str) {
@@ -96,7 +99,9 @@ fn a_refused_event_changes_nothing_else() {
     let kube = kube_with_shipped_rbac();
     kube.add_namespace("good", &[]);
     kube.add_namespace("broken", &[]);
+    kube.add_namespace("broken-too", &[]);
     forbid_secret_of(&kube, "broken");
+    forbid_secret_of(&kube, "broken-too");
     let mut refuse = Fault::new(
         Some("POST"),
         "/apis/events.k8s.io/",
@@ -104,14 +109,27 @@ fn a_refused_event_changes_nothing_else() {
     );
     refuse.times = 10;
     kube.inject(refuse);
-    let run = once(&kube);
+    let run = once_with(&kube, &[("LOG_LEVEL", "DEBUG")]);
     assert_eq!(
         run.status,
         1,
-        "only the namespace's own failure counts:\n{}",
+        "only the namespaces' own failures count:\n{}",
         run.output()
     );
     assert!(kube.events().is_empty());
+    // Said once (at debug), with what to grant, however many Events are refused.
+    let said: Vec<&str> = run
+        .stderr
+        .lines()
+        .chain(run.stdout.lines())
+        .filter(|l| l.contains("was refused"))
+        .collect();
+    assert_eq!(said.len(), 1, "{}", run.output());
+    assert!(
+        said[0].starts_with("DEBUG") && said[0].contains("grant create on events.k8s.io events"),
+        "{}",
+        said[0]
+    );
     assert!(kube.secret("good", SECRET).is_some());
     let out = run.output();
     assert!(

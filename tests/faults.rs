@@ -163,6 +163,16 @@ fn api_500s_on_one_secret_fail_only_that_namespace_until_the_retry_cycle() {
             && l.contains("c/ecr-pull: GET /api/v1/namespaces/c/secrets/ecr-pull: HTTP 500")),
         "{lines:?}"
     );
+    // The pauses between a request's attempts double from half a second.
+    let pauses: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.split("; retrying in ").nth(1))
+        .collect();
+    assert_eq!(
+        pauses,
+        ["0.5 s (attempt 1 of 3)", "1.0 s (attempt 2 of 3)"],
+        "{lines:?}"
+    );
     assert_recovered(&mut daemon, &kube, &namespaces, expires, &[]);
     // The retry cycle reused the token and wrote only what was missing.
     assert_eq!(ecr.requests().len(), 1);
@@ -439,6 +449,55 @@ fn in_cluster_a_401_after_the_token_rotated_reads_the_token_file_again() {
     );
     assert_named(&daemon, "HTTP 403 Forbidden", 1, true);
     assert_recovered(&mut daemon, &kube, &namespaces, expires, &[first, second]);
+}
+
+#[test]
+fn in_cluster_a_401_on_the_watch_reads_the_token_again_and_the_watch_goes_on() {
+    let (kube, ca_pem) = tls_kube_with_shipped_rbac();
+    add_namespaces(&kube, &["a"]);
+    let token = "eyJhbGciOiJSUzI1NiJ9.watching-service-account-token.c2lnbmF0dXJl";
+    kube.require_bearer_token(Some(token));
+    // The first watch request is refused as if its token had just expired.
+    kube.inject(Fault::new(
+        Some("GET"),
+        "/api/v1/namespaces?watch=true",
+        FaultKind::Status(401, "Unauthorized".into()),
+    ));
+    let (ecr, _) = fake_ecr();
+    let dir = temp_dir("faults-in-cluster-watch");
+    std::fs::write(dir.join("token"), format!("{token}\n")).expect("token");
+    std::fs::write(dir.join("ca.crt"), &ca_pem).expect("ca");
+    let port = kube.port().to_string();
+    let dir_str = dir.to_str().expect("utf-8 path");
+    let mut env = env("unused", &ecr, &[("ECR_CREATE_MISSING", "true")]);
+    env.retain(|(k, _)| k != "KUBERNETES_API_ENDPOINT");
+    for (k, v) in [
+        ("KUBERNETES_SERVICE_HOST", "127.0.0.1"),
+        ("KUBERNETES_SERVICE_PORT", port.as_str()),
+        ("ECR_SERVICEACCOUNT_DIR", dir_str),
+    ] {
+        env.push((k.into(), v.into()));
+    }
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut daemon = DaemonProcess::start(&pairs, &[]);
+    daemon.wait_for_log(
+        "WATCH /api/v1/namespaces: 401 Unauthorized; reading the service-account token again",
+        RECOVERY,
+    );
+    // The watch goes on: a new namespace is served from it, not at the next refresh an hour
+    // away.
+    kube.add_namespace("late", &[]);
+    daemon.wait_for_log("late: new namespace served", RECOVERY);
+    assert!(kube.secret("late", SECRET).is_some());
+    let watches = kube
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/api/v1/namespaces" && r.query.contains("watch=true"))
+        .count();
+    assert_eq!(watches, 2, "the refused watch and the one that goes on");
+    let log = daemon.log();
+    assert!(!log.contains("namespace watch refused"), "{log}");
+    assert_no_credentials(&log, &[token, PASSWORD, SECRET_KEY]);
 }
 
 #[test]

@@ -18,7 +18,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use ecrupdater_testkit::FakeEcr;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use common::fake::*;
 use common::kube::{HostileApi, SeenRequest, respond_json};
@@ -59,8 +59,9 @@ fn wait_until(daemon: &mut DaemonProcess, what: &str, seen: impl Fn() -> bool) {
     }
 }
 
-/// SIGTERM; checks status 0, "shutting down" exactly once and no credential; prints the time
-/// from just before the signal is sent (`kill -TERM`) to the exit seen (polled every 20 ms).
+/// SIGTERM; checks status 0, "shutting down" exactly once, no error line and no credential;
+/// prints the time from just before the signal is sent (`kill -TERM`) to the exit seen (polled
+/// every 20 ms).
 fn stop_and_check(daemon: DaemonProcess, mode: &str) -> String {
     let started = Instant::now();
     let (status, log) = daemon.stop();
@@ -76,6 +77,10 @@ fn stop_and_check(daemon: DaemonProcess, mode: &str) -> String {
         "\"shutting down\" exactly once:\n{log}"
     );
     assert_no_credentials(&log, &[PASSWORD, SECRET_KEY]);
+    assert!(
+        !log.lines().any(|l| l.starts_with("ERROR")),
+        "a shutdown is not a failure:\n{log}"
+    );
     log
 }
 
@@ -116,6 +121,15 @@ fn sigterm_while_sleeping_between_refreshes_logs_shutting_down_and_exits_0() {
 /// `silent_on` and never answers it: the connection stays open, silent, until the daemon
 /// hangs up.
 fn api_silent_on(silent_on: &'static str) -> HostileApi {
+    api_listing_and_silent_on(&[], silent_on)
+}
+
+/// The same, listing `namespaces`.
+fn api_listing_and_silent_on(namespaces: &[&str], silent_on: &'static str) -> HostileApi {
+    let items: Vec<Value> = namespaces
+        .iter()
+        .map(|n| json!({"metadata": {"name": n}, "status": {"phase": "Active"}}))
+        .collect();
     HostileApi::start(move |request: &SeenRequest, _, stream: &mut TcpStream| {
         if request.path.starts_with(silent_on) {
             let _ = stream.set_read_timeout(None);
@@ -129,7 +143,7 @@ fn api_silent_on(silent_on: &'static str) -> HostileApi {
                     "kind": "NamespaceList",
                     "apiVersion": "v1",
                     "metadata": {"resourceVersion": "100"},
-                    "items": []
+                    "items": items
                 }),
             );
         } else {
@@ -150,6 +164,22 @@ fn sigterm_while_a_cycle_waits_for_an_answer_logs_shutting_down_and_exits_0() {
         api.count(LIST) > 0
     });
     let log = stop_and_check(daemon, "sleep mode, list answer pending");
+    assert!(
+        !log.contains("cycle done"),
+        "the cycle did not end, it was cut short:\n{log}"
+    );
+    api.assert_nothing_written();
+}
+
+#[test]
+fn sigterm_while_a_secret_waits_for_an_answer_ends_the_cycle_there_with_no_error() {
+    const SECRETS: &str = "/api/v1/namespaces/team-a/secrets/";
+    let api = api_listing_and_silent_on(&["team-a"], SECRETS);
+    let (ecr, _) = fake_ecr_with(PASSWORD);
+    let mut daemon = start(&api.url(), &ecr, "false");
+    wait_until(&mut daemon, "the secret's read", || api.count(SECRETS) > 0);
+    // stop_and_check: no error line; the namespace was not counted as failed.
+    let log = stop_and_check(daemon, "sleep mode, secret answer pending");
     assert!(
         !log.contains("cycle done"),
         "the cycle did not end, it was cut short:\n{log}"

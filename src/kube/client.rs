@@ -644,6 +644,79 @@ mod tests {
     }
 
     #[test]
+    fn a_line_longer_than_its_cap_in_one_read_is_refused_and_one_of_the_cap_is_kept() {
+        // The whole line arrives in one buffer: refused before any of it is kept.
+        let mut one_read = std::io::BufReader::with_capacity(64, &b"0123456789abcdef\n"[..]);
+        let mut line = Vec::new();
+        read_line_bounded(&mut one_read, &mut line, 8).expect_err("16 bytes over a cap of 8");
+        assert!(line.is_empty(), "{line:?}");
+        let mut exact = std::io::BufReader::with_capacity(64, &b"01234567\n"[..]);
+        assert!(read_line_bounded(&mut exact, &mut line, 8).expect("a line of the cap"));
+        assert_eq!(line, b"01234567");
+    }
+
+    #[test]
+    fn a_broken_answer_is_a_protocol_error_and_a_broken_connection_a_transport_one() {
+        let cases = [
+            (std::io::ErrorKind::InvalidData, "protocol"),
+            (std::io::ErrorKind::UnexpectedEof, "transport"),
+            (std::io::ErrorKind::ConnectionReset, "transport"),
+        ];
+        for (kind, expected) in cases {
+            let e = read_error(
+                std::io::Error::new(kind, "broken"),
+                "GET /api/v1/namespaces",
+            );
+            let class = match e {
+                KubeError::Protocol { .. } => "protocol",
+                KubeError::Transport { .. } => "transport",
+                _ => "other",
+            };
+            assert_eq!(class, expected, "{kind:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn no_connection_a_tls_refusal_and_a_broken_exchange_are_told_apart() {
+        use std::io::{Error, ErrorKind};
+        let io = |kind| ureq::Error::Io(Error::new(kind, "io"));
+        let tls_io = ureq::Error::Io(Error::other(rustls::Error::General("bad cert".into())));
+        let cases = [
+            (ureq::Error::HostNotFound, "unreachable"),
+            (ureq::Error::ConnectionFailed, "unreachable"),
+            (ureq::Error::Timeout(ureq::Timeout::Resolve), "unreachable"),
+            (ureq::Error::Timeout(ureq::Timeout::Connect), "unreachable"),
+            (io(ErrorKind::ConnectionRefused), "unreachable"),
+            (io(ErrorKind::HostUnreachable), "unreachable"),
+            (io(ErrorKind::NetworkUnreachable), "unreachable"),
+            (io(ErrorKind::AddrNotAvailable), "unreachable"),
+            (
+                ureq::Error::Rustls(rustls::Error::General("bad cert".into())),
+                "tls",
+            ),
+            (ureq::Error::Tls("handshake"), "tls"),
+            (ureq::Error::TlsRequired, "tls"),
+            (tls_io, "tls"),
+            (
+                ureq::Error::Timeout(ureq::Timeout::RecvResponse),
+                "transport",
+            ),
+            (ureq::Error::Timeout(ureq::Timeout::Global), "transport"),
+            (io(ErrorKind::ConnectionReset), "transport"),
+            (io(ErrorKind::UnexpectedEof), "transport"),
+        ];
+        for (e, expected) in cases {
+            let class = match transport_error(&e, "GET /api/v1/namespaces") {
+                KubeError::Unreachable { .. } => "unreachable",
+                KubeError::Tls { .. } => "tls",
+                KubeError::Transport { .. } => "transport",
+                _ => "other",
+            };
+            assert_eq!(class, expected, "{e:?}");
+        }
+    }
+
+    #[test]
     fn only_paths_of_kubernetes_names_are_sent() {
         for good in [
             "/api/v1/namespaces?limit=500&fieldSelector=status.phase%3DActive",
@@ -663,5 +736,62 @@ mod tests {
         ] {
             assert!(check_path(bad, "GET").is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_token_file_is_read_within_its_cap_kept_a_minute_and_read_again_when_forced() {
+        let dir = std::env::temp_dir().join(format!("ecrupdater-satoken-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("token");
+        let file = TokenFile {
+            path: path.clone(),
+            cached: RefCell::new(None),
+        };
+        let write = |text: &str| std::fs::write(&path, text).expect("write token");
+
+        // Exactly the cap with its newline: read whole, trimmed.
+        let mut long: String = (0..)
+            .map(|i| format!("k8s-token-part-{i:05}-"))
+            .take(4000)
+            .collect();
+        long.truncate(MAX_TOKEN_FILE as usize - 1);
+        write(&format!("{long}\n"));
+        let token = file.read(false).expect("a token of the cap");
+        assert_eq!(token.expose(), long);
+        // One byte more: refused, naming the file and the cap.
+        write(&format!("{long}x\n"));
+        let e = file.read(true).expect_err("over the cap").to_string();
+        assert!(
+            e.contains(&path.display().to_string()) && e.contains("larger than 65536 bytes"),
+            "{e}"
+        );
+
+        // Within the minute the value read is used; a forced read (after a 401) reads the file.
+        write("the-first-token\n");
+        assert_eq!(file.read(true).expect("first").expose(), "the-first-token");
+        write("the-second-token\n");
+        assert_eq!(
+            file.read(false).expect("cached").expose(),
+            "the-first-token"
+        );
+        assert_eq!(
+            file.read(true).expect("forced").expose(),
+            "the-second-token"
+        );
+        // A minute later the file is read again.
+        write("the-third-token\n");
+        let a_minute_ago = Instant::now()
+            .checked_sub(TOKEN_REREAD + Duration::from_secs(1))
+            .expect("the machine has been up for a minute");
+        if let Some((_, at)) = file.cached.borrow_mut().as_mut() {
+            *at = a_minute_ago;
+        }
+        assert_eq!(file.read(false).expect("stale").expose(), "the-third-token");
+
+        // Only whitespace: refused.
+        write(" \n");
+        let e = file.read(true).expect_err("empty").to_string();
+        assert!(e.contains("is empty"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

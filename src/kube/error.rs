@@ -366,4 +366,47 @@ mod tests {
         let body = r#"{"kind":"Status","status":"Failure","reason":"Conflict","code":409,"message":"the object has been modified"}"#;
         assert!(KubeError::from_response("PATCH /x".into(), 409, None, body).is_conflict());
     }
+
+    #[test]
+    fn a_terminating_namespace_is_told_by_its_cause_or_its_message_and_rbac_is_not_it() {
+        let status = |message: &str, causes: &str| {
+            format!(
+                r#"{{"kind":"Status","status":"Failure","reason":"Forbidden","code":403,"message":"{message}","details":{{"causes":[{causes}]}}}}"#
+            )
+        };
+        let create = || "POST /api/v1/namespaces/x/secrets".to_string();
+        // The cause alone (a server whose message reads otherwise).
+        let by_cause = status("forbidden", r#"{"reason":"NamespaceTerminating"}"#);
+        assert!(
+            KubeError::from_response(create(), 403, None, &by_cause).is_namespace_terminating()
+        );
+        // The message alone (an older server without the cause).
+        let by_message = status(
+            "unable to create new content in namespace x because it is being terminated",
+            "",
+        );
+        assert!(
+            KubeError::from_response(create(), 403, None, &by_message).is_namespace_terminating()
+        );
+        // An RBAC refusal, and the cause on another code, are not.
+        let rbac = status(
+            r#"secrets is forbidden: User \"system:serviceaccount:ecr:updater\" cannot create resource \"secrets\""#,
+            "",
+        );
+        assert!(!KubeError::from_response(create(), 403, None, &rbac).is_namespace_terminating());
+        assert!(
+            !KubeError::from_response(create(), 422, None, &by_cause).is_namespace_terminating()
+        );
+    }
+
+    #[test]
+    fn only_a_status_object_gives_a_reason() {
+        // A proxy's JSON that is not a Status cannot pass for AlreadyExists: its text is the
+        // message, and it has no reason.
+        let body = r#"{"kind":"Secret","reason":"AlreadyExists","message":"m"}"#;
+        let e = KubeError::from_response("POST /x".into(), 409, None, body);
+        assert!(!e.is_already_exists() && e.is_conflict());
+        assert_eq!(e.reason(), "");
+        assert_eq!(e.to_string(), format!("POST /x: HTTP 409: {body}"));
+    }
 }

@@ -164,4 +164,21 @@ mod tests {
         assert_eq!(t.len(), 27, "{t}");
         assert_eq!(e["regarding"]["namespace"], "app");
     }
+
+    #[test]
+    fn a_long_note_fills_the_api_limit_and_is_cut_on_a_character() {
+        let ascii = bounded_note(&"note text 0123456789, ".repeat(100));
+        assert_eq!(ascii.len(), MAX_NOTE, "the whole limit is used");
+        assert!(ascii.ends_with("..."));
+        // Two-byte characters: cut between them, within a byte of the limit.
+        let accents = bounded_note(&"é".repeat(1000));
+        assert!(
+            (MAX_NOTE - 1..=MAX_NOTE).contains(&accents.len()),
+            "{}",
+            accents.len()
+        );
+        assert!(accents.trim_end_matches("...").chars().all(|c| c == 'é'));
+        let short = "a short note";
+        assert_eq!(bounded_note(short), short);
+    }
 }

@@ -494,4 +494,18 @@ mod tests {
         assert_eq!(object.code, Some(410));
         assert!(object.metadata.is_none());
     }
+
+    #[test]
+    fn a_continue_token_is_taken_up_to_its_cap_and_refused_past_it() {
+        let at_cap = "c".repeat(MAX_TOKEN_LEN);
+        assert_eq!(
+            checked_token(Some(at_cap.clone()), "continue token").expect("at the cap"),
+            at_cap
+        );
+        let e = checked_token(Some(format!("{at_cap}c")), "continue token")
+            .expect_err("over the cap")
+            .to_string();
+        assert!(e.contains("a continue token of 4097 bytes"), "{e}");
+        assert_eq!(checked_token(None, "resourceVersion").expect("none"), "");
+    }
 }
