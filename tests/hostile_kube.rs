@@ -421,6 +421,66 @@ fn names_from_the_list_that_are_not_labels_never_reach_a_request() {
         ),
         "{output}"
     );
+    // Five bad names are all named: nothing more to count, and every namespace was Active.
+    assert!(!output.contains("more namespace names"), "{output}");
+    assert!(!output.contains("not Active"), "{output}");
+    assert_clean_output(&output);
+}
+
+#[test]
+fn many_bad_names_over_two_pages_give_five_warnings_then_a_count() {
+    // Page 1: six names that are not labels and two Terminating namespaces; page 2: three more
+    // bad names and one more Terminating. Each is skipped; five are named, the rest counted.
+    let page = |bad: std::ops::Range<usize>,
+                terminating: &[&str],
+                ok: &str,
+                continue_token: &str| {
+        let mut items: Vec<serde_json::Value> = bad
+            .map(|i| json!({"metadata": {"name": format!("Bad-{i}")}, "status": {"phase": "Active"}}))
+            .collect();
+        for name in terminating {
+            items.push(json!({"metadata": {"name": name}, "status": {"phase": "Terminating"}}));
+        }
+        items.push(json!({"metadata": {"name": ok}}));
+        json!({"kind": "NamespaceList", "apiVersion": "v1",
+               "metadata": {"resourceVersion": "7", "continue": continue_token}, "items": items})
+    };
+    let first = page(1..7, &["going-1", "going-2"], "ok-a", "next");
+    let second = page(7..10, &["going-3"], "ok-b", "");
+    let api = HostileApi::start(move |request, _, stream| {
+        if request.path.starts_with(LIST) && request.path.contains("continue=next") {
+            respond_json(stream, 200, &second);
+        } else if request.path.starts_with(LIST) {
+            respond_json(stream, 200, &first);
+        } else {
+            not_found(stream);
+        }
+    });
+    let (finished, _) = run_once(&api, &[("LOG_LEVEL", "DEBUG")]);
+    let output = finished.output();
+    assert_eq!(finished.status, 0, "{output}");
+    let named: Vec<&str> = output
+        .lines()
+        .filter(|l| l.contains("namespace list: skipped a namespace named"))
+        .collect();
+    assert_eq!(named.len(), 5, "{output}");
+    for (line, i) in named.iter().zip(1..) {
+        assert!(line.contains(&format!("\"Bad-{i}\"")), "{line}");
+    }
+    let counted: Vec<&str> = output
+        .lines()
+        .filter(|l| l.contains("more namespace names that are not DNS-1123 labels"))
+        .collect();
+    assert_eq!(counted.len(), 1, "{output}");
+    assert!(counted[0].contains("skipped 4 more"), "{}", counted[0]);
+    assert!(
+        output.contains("namespace list: 3 namespaces not Active; skipped"),
+        "{output}"
+    );
+    // Only the two good namespaces were served.
+    assert_eq!(api.count("/api/v1/namespaces/ok-a/secrets/"), 1);
+    assert_eq!(api.count("/api/v1/namespaces/ok-b/secrets/"), 1);
+    assert_only_safe_paths(&api.requests());
     assert_clean_output(&output);
 }
 
@@ -459,12 +519,87 @@ fn names_from_the_watch_that_are_not_labels_never_reach_a_request() {
         log.contains("namespace watch: skipped a namespace named \"kube-system/secrets/victim#\""),
         "{log}"
     );
+    // Five bad names are all named, none counted; every line was a watch event. (Both are said
+    // when the stream ends: the daemon then watches again.)
+    let deadline = Instant::now() + LIMIT;
+    while api.count(WATCH) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no second watch:\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = daemon.log();
+    assert!(
+        !log.contains("names that are not DNS-1123 labels in all"),
+        "{log}"
+    );
+    assert!(!log.contains("lines that are not watch events"), "{log}");
     let requests = api.requests();
     assert_only_safe_paths(&requests);
     let writes: Vec<&SeenRequest> = requests.iter().filter(|r| r.method != "GET").collect();
     assert_eq!(writes.len(), 1, "{writes:?}");
     assert_eq!(writes[0].path, "/api/v1/namespaces/fresh/secrets");
     assert_clean_output(&daemon.log());
+}
+
+#[test]
+fn a_watch_of_bad_lines_names_five_counts_the_rest_and_serves_only_active_namespaces() {
+    let api = HostileApi::start(|request, _, stream| {
+        if request.path.starts_with(WATCH) {
+            let event = |kind: &str, name: &str, phase: &str| {
+                json!({"type": kind, "object": {"kind": "Namespace",
+                    "metadata": {"name": name, "resourceVersion": "8"},
+                    "status": {"phase": phase}}})
+                .to_string()
+            };
+            let mut lines = vec!["this is not a watch event".to_string()];
+            for name in HOSTILE_NAMES.iter().chain(["Bad-6", "Bad-7"].iter()) {
+                lines.push(event("ADDED", name, "Active"));
+            }
+            // A namespace that starts terminating: nothing to serve there.
+            lines.push(event("MODIFIED", "going", "Terminating"));
+            lines.push(event("ADDED", "fresh", "Active"));
+            let body = lines.join("\n") + "\n";
+            respond(stream, 200, "application/json", body.as_bytes());
+        } else if request.path.starts_with(LIST) {
+            respond_json(stream, 200, &namespace_list(&[], ""));
+        } else if request.method == "POST" {
+            respond_json(
+                stream,
+                201,
+                &json!({"kind": "Secret", "metadata": {"name": SECRET, "namespace": "fresh",
+                    "uid": "u-1"}, "type": "kubernetes.io/dockerconfigjson"}),
+            );
+        } else {
+            not_found(stream);
+        }
+    });
+    let (mut daemon, _ecr) = start_daemon(&api, &[("ECR_CREATE_MISSING", "true")]);
+    daemon.wait_for_log("fresh/ecr-pull: created", LIMIT);
+    let log = daemon.wait_for_log(
+        "namespace watch: skipped 7 namespace names that are not DNS-1123 labels in all",
+        LIMIT,
+    );
+    let named = log
+        .lines()
+        .filter(|l| l.contains("namespace watch: skipped a namespace named"))
+        .count();
+    assert_eq!(named, 5, "{log}");
+    assert!(
+        log.contains("namespace watch: 1 lines that are not watch events; ignored"),
+        "{log}"
+    );
+    let requests = api.requests();
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.path.contains("/namespaces/going/")),
+        "a terminating namespace is not served: {requests:?}"
+    );
+    assert_only_safe_paths(&requests);
+    assert_clean_output(&log);
 }
 
 // ---------------------------------------------------------------- error classes

@@ -520,6 +520,65 @@ fn service_accounts_are_served_until_all_are_done_and_again_for_a_re_created_sec
 }
 
 #[test]
+fn a_service_account_changed_or_deleted_meanwhile_is_read_again_once_or_left_alone() {
+    let kube = kube_with_rbac_of(SERVICE_ACCOUNTS_VARIANT);
+    let sa_path = |ns: &str| format!("/api/v1/namespaces/{ns}/serviceaccounts/default");
+    for ns in ["changed", "busy", "deleted"] {
+        kube.add_namespace(ns, &[]);
+        kube.put_service_account(ns, json!({"metadata": {"name": "default"}}));
+    }
+    // changed: the `test` of the resourceVersion fails once (422), then the patch applies.
+    kube.inject(Fault::new(
+        Some("PATCH"),
+        &sa_path("changed"),
+        FaultKind::Status(422, "Invalid".into()),
+    ));
+    // busy: every patch conflicts; read again once, then left for the next refresh.
+    kube.inject(Fault::new(Some("PATCH"), &sa_path("busy"), FaultKind::Conflict).times(5));
+    // deleted: gone between the read and the patch: nothing to serve, no error.
+    kube.inject(Fault::new(
+        Some("PATCH"),
+        &sa_path("deleted"),
+        FaultKind::Status(404, "NotFound".into()),
+    ));
+    let ecr = ecr();
+    let out = run_once(
+        &kube,
+        &ecr,
+        &[
+            ("ECR_CREATE_MISSING", "true"),
+            ("ECR_SERVICE_ACCOUNTS", "default"),
+        ],
+    );
+    let output = out.output();
+    assert!(output.contains("3 created"), "{output}");
+    // Only the account that stayed busy is an error.
+    let errors: Vec<&str> = output.lines().filter(|l| l.starts_with("ERROR")).collect();
+    assert_eq!(errors.len(), 1, "{output}");
+    assert!(
+        errors[0].contains("busy/default") && errors[0].contains("HTTP 409"),
+        "{}",
+        errors[0]
+    );
+    let sa_requests = |ns: &str| -> Vec<String> {
+        requests_in(&kube, ns)
+            .into_iter()
+            .filter(|r| r.contains("/serviceaccounts/"))
+            .map(|r| r.split(' ').next().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(sa_requests("changed"), ["GET", "PATCH", "GET", "PATCH"]);
+    assert_eq!(
+        kube.service_account("changed", "default").expect("changed")["imagePullSecrets"],
+        json!([{"name": SECRET}])
+    );
+    assert_eq!(sa_requests("busy"), ["GET", "PATCH", "GET", "PATCH"]);
+    assert!(kube.service_account("busy", "default").expect("busy")["imagePullSecrets"].is_null());
+    assert_eq!(sa_requests("deleted"), ["GET", "PATCH"]);
+    assert_nothing_forbidden(&kube);
+}
+
+#[test]
 fn steady_state_sends_only_the_updates_and_the_paged_list() {
     let kube = kube_with_shipped_rbac();
     let n = 1200;

@@ -508,4 +508,25 @@ mod tests {
         assert!(e.contains("a continue token of 4097 bytes"), "{e}");
         assert_eq!(checked_token(None, "resourceVersion").expect("none"), "");
     }
+
+    #[test]
+    fn items_of_another_type_are_refused_saying_what_was_expected() {
+        let e = serde_json::from_str::<Page>(r#"{"items": 5}"#)
+            .err()
+            .expect("items must be an array")
+            .to_string();
+        assert!(e.contains("expected an array of namespaces"), "{e}");
+    }
+
+    #[test]
+    fn a_page_holds_at_most_its_cap_of_items() {
+        let page = |n: usize| format!(r#"{{"items": [{}]}}"#, vec!["{}"; n].join(","));
+        let full: Page = serde_json::from_str(&page(MAX_NAMESPACES)).expect("a full page");
+        assert_eq!(full.items.expect("items").skipped.invalid, MAX_NAMESPACES);
+        let e = serde_json::from_str::<Page>(&page(MAX_NAMESPACES + 1))
+            .err()
+            .expect("over the cap")
+            .to_string();
+        assert!(e.contains("more than 50000 items in one page"), "{e}");
+    }
 }

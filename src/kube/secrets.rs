@@ -251,4 +251,14 @@ mod tests {
         assert!(path("a", Some("x/../y")).is_err());
         assert!(path("A", None).is_err());
     }
+
+    #[test]
+    fn a_map_of_another_type_is_refused_saying_what_was_expected() {
+        let body = serde_json::json!({"kind": "Secret", "data": 5});
+        let e = serde_json::from_value::<SecretView>(body)
+            .err()
+            .expect("data must be a map")
+            .to_string();
+        assert!(e.contains("expected a map of strings"), "{e}");
+    }
 }

@@ -179,4 +179,29 @@ mod tests {
         assert_eq!(patch[1]["path"], "/imagePullSecrets");
         assert_eq!(patch[1]["value"], json!([{"name": "ecr-pull"}]));
     }
+
+    #[test]
+    fn a_list_of_another_type_is_refused_saying_what_was_expected() {
+        let e = serde_json::from_value::<ServiceAccountView>(json!({"imagePullSecrets": 5}))
+            .err()
+            .expect("imagePullSecrets must be a list")
+            .to_string();
+        assert!(e.contains("expected a list of references"), "{e}");
+    }
+
+    #[test]
+    fn names_that_are_not_kubernetes_names_are_never_sent() {
+        // Nothing listens on port 1 and nothing is sent: the names are refused first.
+        let access = crate::config::KubeAccess::Endpoint {
+            url: "http://127.0.0.1:1".into(),
+            explicit: true,
+        };
+        let client = KubeClient::new(&access, crate::config::Timeouts::default()).expect("client");
+        for (namespace, account) in [("Bad Namespace", "default"), ("app", "Bad/Account")] {
+            let e = ensure_pull_secret(&client, namespace, account, "ecr-pull")
+                .expect_err("refused")
+                .to_string();
+            assert!(e.contains("are not Kubernetes names; not sent"), "{e}");
+        }
+    }
 }
