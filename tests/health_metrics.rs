@@ -204,13 +204,15 @@ fn metrics_count_secrets_errors_requests_and_cycles_as_they_happened() {
         kube.add_namespace(ns, &[]);
     }
     put_stale_secret(&kube, "a");
+    // c: no answer at all (counted as code="none"), then two 500s.
+    kube.inject(Fault::new(Some("GET"), &secret_path("c"), FaultKind::Reset));
     kube.inject(
         Fault::new(
             Some("GET"),
             &secret_path("c"),
             FaultKind::Status(500, "InternalError".into()),
         )
-        .times(3),
+        .times(2),
     );
     let (ecr, expires) = fake_ecr();
     let mut daemon = start(&kube, &ecr, &[("ECR_CREATE_MISSING", "true")]);
@@ -221,7 +223,7 @@ fn metrics_count_secrets_errors_requests_and_cycles_as_they_happened() {
     // (each answered 201).
     let posts = kube.access_reviews_answered() + kube.events().len();
     assert!(posts > 0 && kube.events().len() == 1);
-    // Cycle 1: list, a read+patch, b read (404)+create, c three 500s -> a updated, b created,
+    // Cycle 1: list, a read+patch, b read (404)+create, c a reset and two 500s -> a updated, b created,
     // c failed. Cycle 2 (the retry, same token): list, a and b unchanged (no request), c read
     // (404)+create.
     let expected: &[(&str, f64)] = &[
@@ -238,7 +240,8 @@ fn metrics_count_secrets_errors_requests_and_cycles_as_they_happened() {
             2.0 + posts as f64,
         ),
         (r#"ecrupdater_api_requests_total{code="404"}"#, 2.0),
-        (r#"ecrupdater_api_requests_total{code="500"}"#, 3.0),
+        (r#"ecrupdater_api_requests_total{code="none"}"#, 1.0),
+        (r#"ecrupdater_api_requests_total{code="500"}"#, 2.0),
         (r#"ecrupdater_cycles_total{result="success"}"#, 1.0),
         (r#"ecrupdater_cycles_total{result="failure"}"#, 1.0),
         ("ecrupdater_targets", 3.0),
@@ -252,7 +255,7 @@ fn metrics_count_secrets_errors_requests_and_cycles_as_they_happened() {
         .keys()
         .filter(|k| k.starts_with("ecrupdater_api_requests_total"))
         .collect();
-    assert_eq!(codes.len(), 4, "no other status code: {codes:?}");
+    assert_eq!(codes.len(), 5, "no other status code: {codes:?}");
     // The request counts agree with what the API server received in those two cycles (the
     // watch that follows the success is counted at the next cycle).
     let cycle_requests = kube.requests().iter().filter(|r| !r.is_watch()).count();

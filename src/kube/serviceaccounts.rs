@@ -204,4 +204,22 @@ mod tests {
             assert!(e.contains("are not Kubernetes names; not sent"), "{e}");
         }
     }
+
+    #[test]
+    fn a_service_account_lists_at_most_its_cap_of_pull_secrets() {
+        let sa = |n: usize| {
+            let refs: Vec<Value> = (0..n).map(|i| json!({"name": format!("s-{i}")})).collect();
+            json!({"metadata": {"resourceVersion": "1"}, "imagePullSecrets": refs})
+        };
+        let full = view(sa(MAX_PULL_SECRETS));
+        assert_eq!(
+            full.image_pull_secrets.expect("listed").0.len(),
+            MAX_PULL_SECRETS
+        );
+        let e = serde_json::from_value::<ServiceAccountView>(sa(MAX_PULL_SECRETS + 1))
+            .err()
+            .expect("over the cap")
+            .to_string();
+        assert!(e.contains("too many imagePullSecrets"), "{e}");
+    }
 }
