@@ -59,10 +59,47 @@ fn wait_until(daemon: &mut DaemonProcess, what: &str, seen: impl Fn() -> bool) {
     }
 }
 
+/// The system calls in which the daemon waits where a signal makes it log "shutting down": a
+/// read of an answer (the transport wakes every 100 ms to look at the flag) or a sleep.
+#[cfg(target_arch = "x86_64")]
+const LOGGING_WAITS: &[u64] = &[0, 7, 35, 45, 47, 230, 271];
+#[cfg(target_arch = "aarch64")]
+const LOGGING_WAITS: &[u64] = &[63, 73, 101, 115, 207, 212];
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const LOGGING_WAITS: &[u64] = &[];
+
+/// Waits until the daemon's main thread is blocked in one of [`LOGGING_WAITS`]. That the server
+/// has received a request does not mean the daemon has left the write (a signal there ends the
+/// process at once, by design without a line: see src/shutdown.rs), and on a loaded machine it
+/// can be descheduled just after it: without this, the test raced the daemon's last few
+/// instructions of the write. Where `/proc/PID/syscall` cannot be read, it does not wait.
+fn wait_until_blocked_waiting(daemon: &mut DaemonProcess) {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        match daemon.blocked_in() {
+            Ok(Some(call)) if LOGGING_WAITS.contains(&call) => return,
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("cannot tell where the daemon waits ({e}); signalling it anyway");
+                return;
+            }
+        }
+        daemon.assert_running();
+        assert!(
+            Instant::now() < deadline,
+            "the daemon never blocked in a logging wait ({:?}):\n{}",
+            daemon.blocked_in(),
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// SIGTERM; checks status 0, "shutting down" exactly once, no error line and no credential;
 /// prints the time from just before the signal is sent (`kill -TERM`) to the exit seen (polled
 /// every 20 ms).
-fn stop_and_check(daemon: DaemonProcess, mode: &str) -> String {
+fn stop_and_check(mut daemon: DaemonProcess, mode: &str) -> String {
+    wait_until_blocked_waiting(&mut daemon);
     let started = Instant::now();
     let (status, log) = daemon.stop();
     let took = started.elapsed();

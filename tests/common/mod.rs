@@ -702,6 +702,13 @@ impl DaemonProcess {
         peak_rss_kib(self.child.id())
     }
 
+    /// The system call the daemon's main thread is blocked in, by number (Linux's
+    /// `/proc/PID/syscall`): `Ok(None)` while it runs, `Err` when the file cannot be read.
+    pub fn blocked_in(&self) -> std::io::Result<Option<u64>> {
+        let text = std::fs::read_to_string(format!("/proc/{}/syscall", self.child.id()))?;
+        Ok(text.split_whitespace().next().and_then(|n| n.parse().ok()))
+    }
+
     /// Fails the test unless the process is still running.
     pub fn assert_running(&mut self) {
         if let Some(status) = self.child.try_wait().expect("wait") {
