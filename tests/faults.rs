@@ -131,6 +131,29 @@ fn assert_named(daemon: &DaemonProcess, needle: &str, at_most: usize, error: boo
     lines
 }
 
+/// The daemon in-cluster against `kube` (TLS), with the service-account folder `dir` (its
+/// `token` and `ca.crt`) and `extra` variables.
+fn start_in_cluster(
+    kube: &FakeKube,
+    ecr: &FakeEcr,
+    dir: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> DaemonProcess {
+    let port = kube.port().to_string();
+    let dir_str = dir.to_str().expect("utf-8 path");
+    let mut env = env("unused", ecr, extra);
+    env.retain(|(k, _)| k != "KUBERNETES_API_ENDPOINT");
+    for (k, v) in [
+        ("KUBERNETES_SERVICE_HOST", "127.0.0.1"),
+        ("KUBERNETES_SERVICE_PORT", port.as_str()),
+        ("ECR_SERVICEACCOUNT_DIR", dir_str),
+    ] {
+        env.push((k.into(), v.into()));
+    }
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    DaemonProcess::start(&pairs, &[])
+}
+
 fn secret_path(ns: &str) -> String {
     format!("/api/v1/namespaces/{ns}/secrets/{SECRET}")
 }
@@ -405,19 +428,7 @@ fn in_cluster_a_401_after_the_token_rotated_reads_the_token_file_again() {
         &secret_path("a"),
         FaultKind::Status(403, "Forbidden".into()),
     ));
-    let port = kube.port().to_string();
-    let dir_str = dir.to_str().expect("utf-8 path");
-    let mut env = env("unused", &ecr, &[]);
-    env.retain(|(k, _)| k != "KUBERNETES_API_ENDPOINT");
-    for (k, v) in [
-        ("KUBERNETES_SERVICE_HOST", "127.0.0.1"),
-        ("KUBERNETES_SERVICE_PORT", port.as_str()),
-        ("ECR_SERVICEACCOUNT_DIR", dir_str),
-    ] {
-        env.push((k.into(), v.into()));
-    }
-    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let mut daemon = DaemonProcess::start(&pairs, &[]);
+    let mut daemon = start_in_cluster(&kube, &ecr, &dir, &[]);
     daemon.wait_for_log("cycle failed (1 in a row)", RECOVERY);
     assert!(daemon.log().contains("in-cluster service account"));
     // The kubelet rotates the file (atomically) and the API server now wants the new token.
@@ -467,19 +478,7 @@ fn in_cluster_a_401_on_the_watch_reads_the_token_again_and_the_watch_goes_on() {
     let dir = temp_dir("faults-in-cluster-watch");
     std::fs::write(dir.join("token"), format!("{token}\n")).expect("token");
     std::fs::write(dir.join("ca.crt"), &ca_pem).expect("ca");
-    let port = kube.port().to_string();
-    let dir_str = dir.to_str().expect("utf-8 path");
-    let mut env = env("unused", &ecr, &[("ECR_CREATE_MISSING", "true")]);
-    env.retain(|(k, _)| k != "KUBERNETES_API_ENDPOINT");
-    for (k, v) in [
-        ("KUBERNETES_SERVICE_HOST", "127.0.0.1"),
-        ("KUBERNETES_SERVICE_PORT", port.as_str()),
-        ("ECR_SERVICEACCOUNT_DIR", dir_str),
-    ] {
-        env.push((k.into(), v.into()));
-    }
-    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let mut daemon = DaemonProcess::start(&pairs, &[]);
+    let mut daemon = start_in_cluster(&kube, &ecr, &dir, &[("ECR_CREATE_MISSING", "true")]);
     daemon.wait_for_log(
         "WATCH /api/v1/namespaces: 401 Unauthorized; reading the service-account token again",
         RECOVERY,
